@@ -1,0 +1,126 @@
+//! Runs a plan: builds in dependency order, independent targets in parallel, records each
+//! success in the state store the moment its output exists.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use crate::inputs::InputHash;
+use crate::plan::{BuildJob, Decision, Plan, Status, Target, TargetReport, changes_of};
+use crate::report::Progress;
+use crate::state::{Output, StateStore, TargetRecord, now_secs};
+
+/// How to run a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecOptions {
+    /// Builds at once.
+    pub jobs: usize,
+    /// Stop starting new builds after the first failure.
+    pub fail_fast: bool,
+}
+
+/// Executes `plan`; returns one report per plan item, in plan order.
+pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOptions, progress: &Progress) -> Vec<TargetReport> {
+    let by_id: HashMap<&str, &Target> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
+    let mut outputs: BTreeMap<String, (InputHash, Output)> = BTreeMap::new();
+    let mut reports: HashMap<String, TargetReport> = HashMap::new();
+    let mut pending: Vec<usize> = Vec::new();
+    for (i, item) in plan.items.iter().enumerate() {
+        match &item.decision {
+            Decision::Skip { output, .. } => {
+                outputs.insert(item.id.clone(), (item.input_hash.clone(), output.clone()));
+                let mut r = item.dry_report();
+                r.status = Status::Skipped;
+                progress.skipped(&r);
+                reports.insert(item.id.clone(), r);
+            }
+            Decision::Build(_) => pending.push(i),
+        }
+    }
+
+    let jobs = opts.jobs.max(1);
+    let mut failed: HashSet<String> = HashSet::new();
+    let mut stop = false;
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Output>, f64)>();
+        let mut running = 0usize;
+        loop {
+            // Settle everything that can no longer run, then start what is ready.
+            let mut i = 0;
+            while i < pending.len() {
+                let item = &plan.items[pending[i]];
+                let blocked_by = item.deps.iter().find(|d| failed.contains(*d)).cloned();
+                if blocked_by.is_some() || stop {
+                    let reason = match blocked_by {
+                        Some(d) => format!("not built: dependency {d} failed"),
+                        None => "not started: an earlier target failed and --fail-fast is set".to_owned(),
+                    };
+                    let mut r = item.dry_report();
+                    r.status = Status::Failed;
+                    r.error = Some(reason.clone());
+                    r.reason = reason;
+                    progress.finished(&r);
+                    failed.insert(item.id.clone());
+                    reports.insert(item.id.clone(), r);
+                    pending.remove(i);
+                    continue;
+                }
+                let ready = item.deps.iter().all(|d| outputs.contains_key(d));
+                if ready && running < jobs {
+                    let idx = pending.remove(i);
+                    let item = &plan.items[idx];
+                    let target = by_id[item.id.as_str()];
+                    let deps: BTreeMap<String, (InputHash, Output)> =
+                        item.deps.iter().map(|d| (d.clone(), outputs[d].clone())).collect();
+                    if let Decision::Build(reason) = &item.decision {
+                        progress.started(&item.id, &reason.to_string());
+                    }
+                    let tx = tx.clone();
+                    running += 1;
+                    scope.spawn(move || {
+                        let started = Instant::now();
+                        let job = BuildJob { id: &item.id, input_hash: &item.input_hash, deps: &deps };
+                        let result = target.builder.build(&job);
+                        let _ = tx.send((idx, result, started.elapsed().as_secs_f64()));
+                    });
+                    continue;
+                }
+                i += 1;
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((idx, result, seconds)) = rx.recv() else { break };
+            running -= 1;
+            let item = &plan.items[idx];
+            let mut r = item.dry_report();
+            r.seconds = Some(seconds);
+            if let Decision::Build(reason) = &item.decision {
+                r.changes = changes_of(reason);
+            }
+            let result = result.and_then(|output| {
+                let record = TargetRecord { input_hash: item.input_hash.clone(), inputs: item.inputs.clone(), output: output.clone(), recorded_at: now_secs() };
+                store.record(&item.id, record)?;
+                Ok(output)
+            });
+            match result {
+                Ok(output) => {
+                    r.status = Status::Built;
+                    r.artifact = Some(output.artifact.clone());
+                    outputs.insert(item.id.clone(), (item.input_hash.clone(), output));
+                }
+                Err(e) => {
+                    r.status = Status::Failed;
+                    r.error = Some(format!("{e:#}"));
+                    failed.insert(item.id.clone());
+                    if opts.fail_fast {
+                        stop = true;
+                    }
+                }
+            }
+            progress.finished(&r);
+            reports.insert(item.id.clone(), r);
+        }
+    });
+    plan.items.iter().map(|i| reports.remove(&i.id).expect("every item is reported")).collect()
+}

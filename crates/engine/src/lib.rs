@@ -1,0 +1,27 @@
+//! The build engine behind `cargo xtask`: content hashing of build inputs, a plan of what
+//! to build and why, a bounded parallel executor and a crash-safe state store.
+//!
+//! The engine knows no artifact kind. Plugins (wheels, images) implement
+//! [`plan::Builder`]; the data flow is discover -> hash -> plan -> execute -> record ->
+//! report, each step its own module.
+
+pub mod atomic;
+pub mod context;
+pub mod execute;
+pub mod filecache;
+pub mod ignore;
+pub mod inputs;
+pub mod plan;
+pub mod process;
+pub mod report;
+pub mod state;
+
+pub use context::{BuildContext, EntryKind, ExtraFile};
+pub use execute::{ExecOptions, execute};
+pub use filecache::FileCache;
+pub use ignore::DockerIgnore;
+pub use inputs::{Change, InputHash, InputManifest};
+pub use plan::{BuildJob, BuildReason, Builder, Decision, Plan, PlanItem, RemoteCache, RemoteHit, Status, Target, TargetReport};
+pub use process::{Cmd, ProcessError};
+pub use report::Progress;
+pub use state::{Output, State, StateStore, TargetRecord};

@@ -1,0 +1,241 @@
+//! The one way the tool runs an external program.
+//!
+//! Every process has a plain-language purpose, is logged before it runs, has its exit
+//! status checked, and on failure is reported with its purpose, the command line and the
+//! tail of its stderr. Secrets are passed on stdin or in the environment, never as
+//! arguments, and environment values are never logged.
+
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
+
+/// A program to run, and why.
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    purpose: String,
+    dir: Option<Utf8PathBuf>,
+    env: Vec<(String, OsString)>,
+    env_remove: Vec<String>,
+    stdin: Option<Vec<u8>>,
+    /// Stream the child's output to our stderr instead of capturing it.
+    inherit_output: bool,
+}
+
+/// What a finished process printed.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+/// Why a process did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("failed to {purpose}: `{program}` was not found on PATH; {hint}")]
+    NotFound { purpose: String, program: String, hint: String },
+    #[error("failed to {purpose}: could not start `{program}`: {source}")]
+    Spawn { purpose: String, program: String, source: std::io::Error },
+    #[error("failed to {purpose} (`{command}` exited with {status}){}", stderr_tail(.stderr))]
+    Failed { purpose: String, command: String, status: String, stdout: String, stderr: String },
+}
+
+impl ProcessError {
+    /// The captured stderr of a process that ran and failed.
+    pub fn stderr(&self) -> &str {
+        match self {
+            ProcessError::Failed { stderr, .. } => stderr,
+            _ => "",
+        }
+    }
+}
+
+fn stderr_tail(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(15);
+    let mut out = String::from("\n");
+    for l in &lines[start..] {
+        out.push_str("    ");
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.pop();
+    out
+}
+
+/// What to tell a user whose PATH lacks a program.
+fn install_hint(program: &str) -> String {
+    match program {
+        "docker" => "install Docker Engine and start it (`cargo xtask doctor` checks)".into(),
+        "uv" => "install it with `pip install uv` (`cargo xtask doctor` checks)".into(),
+        "pulumi" => "install the Pulumi CLI (https://www.pulumi.com/docs/install/) or put it on PATH".into(),
+        "debootstrap" => "install it with `apt-get install debootstrap`".into(),
+        "git" => "install git".into(),
+        other => format!("install `{other}` or put it on PATH"),
+    }
+}
+
+impl Cmd {
+    pub fn new(program: impl Into<String>, purpose: impl Into<String>) -> Self {
+        Cmd {
+            program: program.into(),
+            args: Vec::new(),
+            purpose: purpose.into(),
+            dir: None,
+            env: Vec::new(),
+            env_remove: Vec::new(),
+            stdin: None,
+            inherit_output: false,
+        }
+    }
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+    pub fn dir(mut self, dir: impl Into<Utf8PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+    /// Sets an environment variable for the child. Values are never logged.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+    pub fn env_remove(mut self, key: impl Into<String>) -> Self {
+        self.env_remove.push(key.into());
+        self
+    }
+    /// Feeds bytes on stdin (the only way secrets reach a child besides its environment).
+    pub fn stdin_bytes(mut self, bytes: Vec<u8>) -> Self {
+        self.stdin = Some(bytes);
+        self
+    }
+    /// Lets the child print to the terminal directly (interactive or long tools).
+    pub fn inherit_output(mut self) -> Self {
+        self.inherit_output = true;
+        self
+    }
+
+    /// The command line as logged: program and arguments, never environment values.
+    pub fn display(&self) -> String {
+        let mut s = self.program.clone();
+        for a in &self.args {
+            s.push(' ');
+            if a.contains(' ') || a.is_empty() {
+                s.push_str(&format!("{a:?}"));
+            } else {
+                s.push_str(a);
+            }
+        }
+        s
+    }
+
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+
+    /// Runs to completion; a non-zero exit is an error carrying stderr.
+    pub fn run(&self) -> Result<Finished, ProcessError> {
+        tracing::debug!(purpose = %self.purpose, command = %self.display(), "running");
+        let started = Instant::now();
+        let mut expr = duct::cmd(&self.program, &self.args).unchecked();
+        if let Some(d) = &self.dir {
+            expr = expr.dir(d.as_std_path());
+        }
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        for k in &self.env_remove {
+            expr = expr.env_remove(k);
+        }
+        expr = match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        };
+        if !self.inherit_output {
+            expr = expr.stdout_capture().stderr_capture();
+        } else {
+            expr = expr.stdout_to_stderr();
+        }
+        let out = match expr.run() {
+            Ok(o) => o,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(ProcessError::NotFound {
+                    purpose: self.purpose.clone(),
+                    program: self.program.clone(),
+                    hint: install_hint(&self.program),
+                });
+            }
+            Err(e) => return Err(ProcessError::Spawn { purpose: self.purpose.clone(), program: self.program.clone(), source: e }),
+        };
+        let finished = Finished {
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        tracing::debug!(purpose = %self.purpose, status = %out.status, elapsed_ms = finished.elapsed.as_millis() as u64, "finished");
+        if out.status.success() {
+            Ok(finished)
+        } else {
+            let status = match out.status.code() {
+                Some(c) => format!("status {c}"),
+                None => "a signal".to_owned(),
+            };
+            Err(ProcessError::Failed {
+                purpose: self.purpose.clone(),
+                command: self.display(),
+                status,
+                stdout: finished.stdout,
+                stderr: finished.stderr,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_captures_stdout() {
+        let out = Cmd::new("sh", "print a word").args(["-c", "echo hello"]).run().unwrap();
+        assert_eq!(out.stdout.trim(), "hello");
+    }
+
+    #[test]
+    fn failure_names_purpose_status_and_stderr() {
+        let err = Cmd::new("sh", "do the thing").args(["-c", "echo boom >&2; exit 3"]).run().unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("failed to do the thing (`sh -c \"echo boom >&2; exit 3\"` exited with status 3)"), "{text}");
+        assert!(text.contains("boom"));
+    }
+
+    #[test]
+    fn missing_program_says_how_to_install() {
+        let err = Cmd::new("definitely-not-a-program-xyz", "run it").run().unwrap_err();
+        assert!(matches!(err, ProcessError::NotFound { .. }));
+        assert!(err.to_string().contains("was not found on PATH"));
+    }
+
+    #[test]
+    fn stdin_and_env_reach_the_child_but_not_the_display() {
+        let cmd = Cmd::new("sh", "read a secret").args(["-c", "read x; echo \"$x-$TOKEN\""]).env("TOKEN", "t0k").stdin_bytes(b"s3cret\n".to_vec());
+        assert!(!cmd.display().contains("s3cret") && !cmd.display().contains("t0k"));
+        assert_eq!(cmd.run().unwrap().stdout.trim(), "s3cret-t0k");
+    }
+}

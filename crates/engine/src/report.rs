@@ -1,0 +1,132 @@
+//! What a run tells its user: a live line per target on a terminal, plain lines
+//! otherwise, GitHub Actions groups under CI, and a summary table at the end.
+//! Human output goes to stderr; stdout is reserved for `--json`.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::plan::{Status, TargetReport};
+
+/// Where progress goes.
+pub struct Progress {
+    multi: Option<MultiProgress>,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+    github: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    /// Live spinners when stderr is a terminal, `::group::` lines under GitHub Actions.
+    pub fn detect(quiet: bool) -> Self {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        let live = std::io::stderr().is_terminal() && !github && !quiet;
+        let multi = live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Progress { multi, bars: Mutex::default(), github, quiet }
+    }
+
+    /// Plain lines only (tests, `--json` consumers that still want stderr).
+    pub fn plain() -> Self {
+        Progress { multi: None, bars: Mutex::default(), github: false, quiet: false }
+    }
+
+    pub fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let _ = m.println(text);
+            }
+            None => {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "{text}");
+            }
+        }
+    }
+
+    pub fn started(&self, id: &str, reason: &str) {
+        if self.github {
+            self.line(&format!("::group::build {id} ({reason})"));
+            return;
+        }
+        match &self.multi {
+            Some(m) => {
+                let bar = m.add(ProgressBar::new_spinner());
+                bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("valid template"));
+                bar.set_message(format!("building {id} ({reason})"));
+                bar.enable_steady_tick(Duration::from_millis(120));
+                self.bars.lock().expect("progress lock").insert(id.to_owned(), bar);
+            }
+            None => self.line(&format!("building {id} ({reason})")),
+        }
+    }
+
+    pub fn skipped(&self, r: &TargetReport) {
+        if !self.github {
+            self.line(&format!("skipped  {} ({})", r.id, r.reason));
+        }
+    }
+
+    pub fn finished(&self, r: &TargetReport) {
+        if let Some(bar) = self.bars.lock().expect("progress lock").remove(&r.id) {
+            bar.finish_and_clear();
+        }
+        let secs = r.seconds.map(|s| format!(" in {s:.1}s")).unwrap_or_default();
+        match r.status {
+            Status::Built => self.line(&format!("built    {}{secs}", r.id)),
+            Status::Failed => {
+                let why = r.error.as_deref().unwrap_or(&r.reason);
+                if self.github {
+                    self.line(&format!("::error title=build failed: {}::{}", r.id, escape_gh(why)));
+                }
+                self.line(&format!("failed   {}{secs}: {why}", r.id));
+            }
+            _ => {}
+        }
+        if self.github && r.seconds.is_some() {
+            self.line("::endgroup::");
+        }
+    }
+
+    /// The closing table: target, status, time.
+    pub fn summary(&self, reports: &[TargetReport]) {
+        if reports.is_empty() {
+            return;
+        }
+        let width = reports.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
+        let mut out = String::new();
+        out.push_str(&format!("\n{:<width$}  {:<11}  {:>7}\n", "target", "status", "time"));
+        for r in reports {
+            let time = r.seconds.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
+            out.push_str(&format!("{:<width$}  {:<11}  {:>7}\n", r.id, r.status.to_string(), time));
+        }
+        let count = |s| reports.iter().filter(|r| r.status == s).count();
+        out.push_str(&format!(
+            "{} built, {} skipped, {} would build, {} failed",
+            count(Status::Built),
+            count(Status::Skipped),
+            count(Status::WouldBuild),
+            count(Status::Failed)
+        ));
+        self.line(&out);
+    }
+}
+
+/// GitHub workflow commands end at a newline; encode the characters it reserves.
+pub fn escape_gh(text: &str) -> String {
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// A Markdown table of a run, for `$GITHUB_STEP_SUMMARY`.
+pub fn markdown_summary(title: &str, reports: &[TargetReport]) -> String {
+    let mut s = format!("### {title}\n\n| target | status | time | reason |\n|---|---|---|---|\n");
+    for r in reports {
+        let time = r.seconds.map(|x| format!("{x:.1}s")).unwrap_or_else(|| "-".into());
+        s.push_str(&format!("| `{}` | {} | {} | {} |\n", r.id, r.status, time, r.reason.replace('|', "\\|")));
+    }
+    s
+}
