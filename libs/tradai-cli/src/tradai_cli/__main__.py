@@ -1,0 +1,5 @@
+import sys
+
+from tradai_cli.main import main
+
+sys.exit(main())

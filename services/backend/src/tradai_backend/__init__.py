@@ -1,0 +1,3 @@
+"""TradAI backend API."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""TradAI data-collection service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+"""TradAI strategy service."""
+
+__version__ = "0.1.0"
