@@ -1,0 +1,1 @@
+"""Persistent stack modules: data-bearing resources that outlive every compute redeploy."""

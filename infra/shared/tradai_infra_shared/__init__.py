@@ -1,0 +1,1 @@
+"""Configuration, naming, stack references and builders shared by the TradAI Pulumi stacks."""
