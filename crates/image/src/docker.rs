@@ -1,0 +1,157 @@
+//! The Docker engine as the image plugin sees it: which images exist, and `docker build`
+//! of a context sent as a tar stream on stdin.
+//!
+//! Builds use the classic builder with `--network=none`: nothing reaches the network
+//! during a build, so every dependency must already be in the context.
+
+use std::collections::HashSet;
+use std::sync::OnceLock;
+
+use anyhow::{Result, bail};
+use xtask_engine::{Cmd, ProcessError};
+
+/// A handle on the local Docker engine, remembering the image list for one run.
+#[derive(Debug, Default)]
+pub struct DockerEngine {
+    images: OnceLock<Result<ImageList, String>>,
+}
+
+/// The engine's images: every id, and every `repository:tag` with its id.
+#[derive(Debug, Default)]
+struct ImageList {
+    ids: HashSet<String>,
+    refs: std::collections::HashMap<String, String>,
+}
+
+/// One `docker build`.
+pub struct BuildRequest<'a> {
+    pub purpose: String,
+    pub dockerfile: &'a str,
+    pub tags: &'a [String],
+    pub build_args: &'a [(String, String)],
+    pub platform: &'a str,
+    pub labels: &'a [(String, String)],
+    pub context_tar: Vec<u8>,
+}
+
+/// The message for an engine that does not answer.
+pub fn unreachable_message(detail: &str) -> String {
+    let detail = detail.lines().find(|l| !l.trim().is_empty()).unwrap_or("no answer").trim();
+    format!(
+        "cannot reach the Docker engine ({detail}); start it (e.g. `sudo service docker start`) or set DOCKER_HOST, then run `cargo xtask doctor`"
+    )
+}
+
+impl DockerEngine {
+    pub fn new() -> Self {
+        DockerEngine::default()
+    }
+
+    /// The engine's images, listed once per run with a single `docker image ls`.
+    fn list(&self) -> Result<&ImageList> {
+        let result = self.images.get_or_init(|| {
+            let out = Cmd::new("docker", "list the images in the Docker engine")
+                .args(["image", "ls", "--all", "--no-trunc", "--format", "{{.ID}} {{.Repository}}:{{.Tag}}"])
+                .run();
+            match out {
+                Ok(o) => {
+                    let mut list = ImageList::default();
+                    for line in o.stdout.lines() {
+                        let mut parts = line.split_whitespace();
+                        let (Some(id), reference) = (parts.next(), parts.next()) else { continue };
+                        list.ids.insert(id.to_owned());
+                        if let Some(r) = reference.filter(|r| !r.contains("<none>")) {
+                            list.refs.insert(r.to_owned(), id.to_owned());
+                        }
+                    }
+                    Ok(list)
+                }
+                Err(ProcessError::Failed { stderr, .. }) => Err(unreachable_message(&stderr)),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        result.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Whether the engine still holds an image id.
+    pub fn has_image(&self, id: &str) -> Result<bool> {
+        Ok(self.list()?.ids.contains(id))
+    }
+
+    /// The id of a `repository:tag` the engine holds, from the run's image list.
+    pub fn resolve(&self, reference: &str) -> Result<Option<String>> {
+        let reference = if reference.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+            reference.to_owned()
+        } else {
+            format!("{reference}:latest")
+        };
+        Ok(self.list()?.refs.get(&reference).cloned())
+    }
+
+    /// The id of a local image reference, or `None` when the engine does not hold it.
+    pub fn inspect_id(&self, reference: &str) -> Result<Option<String>> {
+        let out = Cmd::new("docker", format!("look up image {reference}"))
+            .args(["image", "inspect", "--format", "{{.Id}}", reference])
+            .run();
+        match out {
+            Ok(o) => Ok(Some(o.stdout.trim().to_owned())),
+            Err(ProcessError::Failed { stderr, .. }) if stderr.contains("No such image") || stderr.contains("No such object") => Ok(None),
+            Err(ProcessError::Failed { stderr, .. }) => bail!(unreachable_message(&stderr)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Runs `docker build` on a tar context; returns the new image id.
+    pub fn build(&self, req: &BuildRequest<'_>) -> Result<String> {
+        let iid = tempfile_path("iid")?;
+        let mut cmd = Cmd::new("docker", req.purpose.clone())
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "--network=none", "--platform", req.platform, "--file", req.dockerfile, "--iidfile", iid.as_str()]);
+        for t in req.tags {
+            cmd = cmd.args(["--tag", t.as_str()]);
+        }
+        for (k, v) in req.build_args {
+            cmd = cmd.arg("--build-arg").arg(format!("{k}={v}"));
+        }
+        for (k, v) in req.labels {
+            cmd = cmd.arg("--label").arg(format!("{k}={v}"));
+        }
+        let cmd = cmd.arg("-").stdin_bytes(req.context_tar.clone());
+        let result = cmd.run();
+        let id = std::fs::read_to_string(&iid).unwrap_or_default();
+        let _ = std::fs::remove_file(&iid);
+        match result {
+            Ok(_) => {}
+            Err(ProcessError::Failed { stderr, stdout, purpose, command, status }) => {
+                if stderr.contains("Cannot connect to the Docker daemon") || stderr.contains("connection refused") {
+                    bail!(unreachable_message(&stderr));
+                }
+                // The classic builder prints the failing step on stdout and the error on stderr.
+                let joined = format!("{stdout}\n{stderr}");
+                let lines: Vec<&str> = joined.lines().filter(|l| !l.trim().is_empty() && !l.contains("DEPRECATED") && !l.contains("legacy builder") && !l.contains("BuildKit is currently disabled") && !l.contains("environment-variable")).collect();
+                let tail = lines[lines.len().saturating_sub(12)..].join("\n    ");
+                bail!("failed to {purpose} (`{command}` exited with {status})\n    {tail}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let id = id.trim().to_owned();
+        if !id.starts_with("sha256:") {
+            bail!("docker build reported no image id for {}", req.tags.first().map(String::as_str).unwrap_or("?"));
+        }
+        Ok(id)
+    }
+
+    /// Adds a tag to an existing image.
+    pub fn tag(&self, image: &str, reference: &str) -> Result<()> {
+        Cmd::new("docker", format!("tag image as {reference}")).args(["tag", image, reference]).run()?;
+        Ok(())
+    }
+}
+
+fn tempfile_path(stem: &str) -> Result<camino::Utf8PathBuf> {
+    let dir = std::env::temp_dir();
+    let dir = camino::Utf8PathBuf::from_path_buf(dir).map_err(|_| anyhow::anyhow!("temporary directory path is not UTF-8"))?;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(dir.join(format!("xtask-{stem}-{}-{n}", std::process::id())))
+}

@@ -1,0 +1,187 @@
+//! The command line: clap definitions, the grouped command list, and the seed recipe
+//! names that are rewritten to their canonical form before parsing.
+
+use std::process::ExitCode;
+
+use camino::Utf8PathBuf;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::commands::build::BuildArgs;
+use crate::commands::doctor::DoctorArgs;
+use crate::commands::test::TestArgs;
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, publish and deploy the TradAI monorepo", disable_help_subcommand = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Repository root (default: the nearest folder above the current one with an xtask.toml)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<Utf8PathBuf>,
+    /// More logging: -v for steps, -vv for every command run
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the tools and services the build needs, with the fix for each missing one
+    Doctor(DoctorArgs),
+    /// Run every test: the tool's Rust tests and every Python package's pytest
+    Test(TestArgs),
+    /// Build the tradai-common wheel, lambda-base and every Lambda image that changed
+    LambdaBuildAll(BuildArgs),
+    /// Build the named Lambda images (and what they are built from)
+    LambdaBuild(LambdaBuildArgs),
+    /// Full Lambda pipeline: version, wheel, lambda-base, every Lambda, publish
+    LambdaBootstrap(BuildArgs),
+    /// Build the 4 service images (linux/amd64)
+    DockerBuild(BuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LambdaBuildArgs {
+    /// Lambda names, as the folders under lambdas/
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// How the commands are grouped in `cargo xtask --help`.
+pub const GROUPS: &[(&str, &[&str])] = &[
+    ("Setup", &["doctor", "test"]),
+    ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
+];
+
+/// Seed recipe names that take their first argument from the name (`just
+/// infra-up-compute dev` is `cargo xtask infra-up compute dev`).
+pub const ALIASES: &[(&str, &[&str])] = &[];
+
+/// Rewrites a seed recipe alias into the canonical command.
+pub fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
+    // Find the first argument that is not an option (the command).
+    let Some(pos) = args.iter().skip(1).position(|a| !a.starts_with('-')).map(|p| p + 1) else { return args };
+    if let Some((_, expansion)) = ALIASES.iter().find(|(alias, _)| *alias == args[pos]) {
+        args.splice(pos..=pos, expansion.iter().map(|s| (*s).to_owned()));
+    }
+    args
+}
+
+/// The grouped command list shown by `--help` and by `cargo xtask` alone.
+pub fn grouped_commands() -> String {
+    let cmd = Cli::command();
+    let width = cmd.get_subcommands().map(|s| s.get_name().len()).max().unwrap_or(10);
+    let mut out = String::new();
+    for (group, names) in GROUPS {
+        out.push_str(&format!("{group}:\n"));
+        for name in *names {
+            let about = cmd.find_subcommand(name).and_then(|s| s.get_about()).map(|a| a.to_string()).unwrap_or_default();
+            out.push_str(&format!("  {name:<width$}  {about}\n"));
+        }
+        out.push('\n');
+    }
+    if !ALIASES.is_empty() {
+        out.push_str("Seed recipe names (same arguments as `just <name>`):\n");
+        for (alias, expansion) in ALIASES {
+            out.push_str(&format!("  {alias:<width$}  = {}\n", expansion.join(" ")));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn command_with_groups() -> clap::Command {
+    let template = format!(
+        "{{about}}\n\n{{usage-heading}} {{usage}}\n\n{}Options:\n{{options}}\n\nRun `cargo xtask <command> --help` for a command's options.",
+        grouped_commands()
+    );
+    Cli::command().help_template(template)
+}
+
+/// Parses arguments; on bad input prints one line naming the problem and the fix.
+pub fn parse(args: Vec<String>) -> Result<Cli, ExitCode> {
+    let matches = match command_with_groups().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => return Err(report_clap_error(e)),
+    };
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return Err(report_clap_error(e)),
+    };
+    if cli.command.is_none() {
+        let _ = command_with_groups().print_help();
+        return Err(ExitCode::SUCCESS);
+    }
+    Ok(cli)
+}
+
+fn report_clap_error(e: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        ErrorKind::InvalidSubcommand => {
+            let name = match e.get(ContextKind::InvalidSubcommand) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => "?".into(),
+            };
+            let valid: Vec<String> = GROUPS.iter().flat_map(|(_, n)| n.iter().map(|s| (*s).to_owned())).collect();
+            eprintln!("error: unknown command `{name}`; valid commands: {} (see `cargo xtask --help`)", valid.join(", "));
+            return ExitCode::from(2);
+        }
+        _ => {}
+    }
+    // Condense clap's multi-line message into one line: the message and its tips.
+    let rendered = e.render().to_string();
+    let mut parts: Vec<String> = Vec::new();
+    for line in rendered.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with("Usage:") || l.starts_with("For more information") {
+            continue;
+        }
+        parts.push(l.to_owned());
+    }
+    eprintln!("{}", parts.join(" "));
+    ExitCode::from(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_is_in_exactly_one_group_and_groups_name_real_commands() {
+        let cmd = Cli::command();
+        let grouped: Vec<&str> = GROUPS.iter().flat_map(|(_, n)| n.iter().copied()).collect();
+        for sub in cmd.get_subcommands() {
+            let n = grouped.iter().filter(|g| **g == sub.get_name()).count();
+            assert_eq!(n, 1, "{} must be listed in exactly one help group", sub.get_name());
+        }
+        for g in grouped {
+            assert!(cmd.find_subcommand(g).is_some(), "help group names unknown command {g}");
+        }
+    }
+
+    #[test]
+    fn aliases_expand_to_real_commands() {
+        for (alias, expansion) in ALIASES {
+            assert!(Cli::command().find_subcommand(expansion[0]).is_some(), "{alias} expands to unknown {}", expansion[0]);
+            let args = expand_aliases(vec!["xtask".into(), (*alias).into(), "dev".into()]);
+            assert_eq!(&args[1..args.len() - 1], *expansion);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The build commands: `lambda-build-all`, `lambda-build`, `lambda-bootstrap`,
+//! `docker-build`. Each resolves its targets, plans, prints or executes the plan, and
+//! reports.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use xtask_engine::plan::{closure, make_plan};
+use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute};
+use xtask_image::DockerEngine;
+
+use crate::project::{LAMBDA_BASE_ID, Project, lambda_image};
+
+/// Options shared by every build command.
+#[derive(Debug, Args, Clone)]
+pub struct BuildArgs {
+    /// Print what would be built and skipped, and why; build nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// For every target that builds, list what changed since its last build
+    #[arg(long)]
+    pub explain: bool,
+    /// Print one JSON object on stdout (human output goes to stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// Builds to run at once (default: the number of cores)
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Stop at the first failure instead of building everything else that can be built
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+/// Which targets a command builds.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    AllLambdas,
+    Lambdas(Vec<String>),
+    Bootstrap,
+    Services,
+}
+
+pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<ExitCode> {
+    let engine = Arc::new(DockerEngine::new());
+    let targets = project.targets(&engine)?;
+    let selected: Vec<String> = match &selection {
+        Selection::AllLambdas | Selection::Bootstrap => {
+            let mut s = vec![LAMBDA_BASE_ID.to_owned()];
+            s.extend(project.lambdas()?.iter().map(|n| lambda_image(n)));
+            s
+        }
+        Selection::Lambdas(names) => {
+            let known = project.lambdas()?;
+            let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
+            if !unknown.is_empty() {
+                let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+                bail!("unknown lambda {}; valid names: {}", list.join(", "), known.join(", "));
+            }
+            names.iter().map(|n| lambda_image(n)).collect()
+        }
+        Selection::Services => project.services()?.iter().map(|s| format!("tradai/{s}")).collect(),
+    };
+    let order = closure(&targets, &selected)?;
+    let progress = Progress::detect(false);
+
+    let store = project.state_store();
+    let state = store.load()?;
+    if let Some(why) = &state.discarded {
+        progress.line(&format!("warning: {why}; every target will be rebuilt"));
+    }
+    if matches!(selection, Selection::Bootstrap) {
+        progress.line(&format!("version {}", crate::commands::build::version(project)));
+    }
+    let files = project.file_cache();
+    let plan = make_plan(&order, &state, &files, None)?;
+    files.save()?;
+
+    if args.explain {
+        for item in &plan.items {
+            if let Decision::Build(reason) = &item.decision {
+                progress.line(&format!("{} will build: {reason}", item.id));
+                for change in xtask_engine::plan::changes_of(reason) {
+                    progress.line(&format!("    {change}"));
+                }
+            }
+        }
+    }
+
+    let reports: Vec<TargetReport> = if args.dry_run {
+        let r: Vec<TargetReport> = plan.items.iter().map(|i| i.dry_report()).collect();
+        for t in &r {
+            progress.line(&format!("{:<11} {} ({})", t.status.to_string(), t.id, t.reason));
+        }
+        r
+    } else {
+        let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        let r = execute(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress);
+        progress.summary(&r);
+        r
+    };
+
+    if args.json {
+        let out = serde_json::json!({ "targets": reports });
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, &out)?;
+        writeln!(stdout)?;
+    }
+    let failed: Vec<&TargetReport> = reports.iter().filter(|r| r.status == Status::Failed).collect();
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
+    eprintln!("error: {} target(s) failed: {}", failed.len(), names.join(", "));
+    Ok(ExitCode::FAILURE)
+}
+
+/// The release version: the `v*` tag on HEAD, or `manual-YYYYMMDDHHMMSS` (UTC), as the
+/// seeds' Stage 1 computes it.
+pub fn version(project: &Project) -> String {
+    let tag = xtask_engine::Cmd::new("git", "read the version tag of HEAD")
+        .args(["describe", "--tags", "--exact-match", "--match", "v*", "HEAD"])
+        .dir(&project.root)
+        .run();
+    match tag {
+        Ok(o) if !o.stdout.trim().is_empty() => o.stdout.trim().to_owned(),
+        _ => format!("manual-{}", utc_stamp(xtask_engine::state::now_secs())),
+    }
+}
+
+/// `YYYYMMDDHHMMSS` for a Unix time, in UTC.
+pub fn utc_stamp(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamp_formats_known_instants() {
+        assert_eq!(utc_stamp(0), "19700101000000");
+        assert_eq!(utc_stamp(1_774_700_000), "20260328121320");
+        assert_eq!(utc_stamp(951_782_400), "20000229000000");
+    }
+
+    #[test]
+    fn unused_status_variant_is_serialised_kebab_case() {
+        assert_eq!(serde_json::to_string(&Status::WouldBuild).unwrap(), "\"would-build\"");
+    }
+}

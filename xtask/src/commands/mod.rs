@@ -1,0 +1,25 @@
+//! One module per command family; `run` is the dispatch.
+
+pub mod build;
+pub mod doctor;
+pub mod test;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::project::Project;
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let Some(command) = cli.command else { return Ok(ExitCode::SUCCESS) };
+    let root = cli.global.root.as_deref();
+    match command {
+        Command::Doctor(args) => args.run(root),
+        Command::Test(args) => args.run(&Project::locate(root)?),
+        Command::LambdaBuildAll(args) => build::run(&Project::locate(root)?, build::Selection::AllLambdas, &args),
+        Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
+        Command::LambdaBootstrap(args) => build::run(&Project::locate(root)?, build::Selection::Bootstrap, &args),
+        Command::DockerBuild(args) => build::run(&Project::locate(root)?, build::Selection::Services, &args),
+    }
+}

@@ -1,0 +1,87 @@
+//! `cargo xtask test`: every test of the repository in one command: the tool's Rust tests
+//! (nextest when installed, else `cargo test`), then each Python package's pytest, the
+//! Lambda tests, the integration tests and the Pulumi program tests.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use xtask_engine::Cmd;
+
+use crate::project::Project;
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Only the Rust tests
+    #[arg(long, conflicts_with = "python_only")]
+    pub rust_only: bool,
+    /// Only the Python tests
+    #[arg(long)]
+    pub python_only: bool,
+}
+
+/// One pytest run: a label and the path(s) it covers, relative to the root.
+pub const PYTHON_SUITES: &[(&str, &str)] = &[
+    ("tradai-common", "libs/tradai-common"),
+    ("tradai-data", "libs/tradai-data"),
+    ("tradai-strategy", "libs/tradai-strategy"),
+    ("tradai-cli", "libs/tradai-cli"),
+    ("backend", "services/backend"),
+    ("data-collection", "services/data-collection"),
+    ("strategy-service", "services/strategy-service"),
+    ("lambdas", "lambdas"),
+    ("integration", "tests/integration"),
+];
+
+impl TestArgs {
+    pub fn run(&self, project: &Project) -> Result<ExitCode> {
+        let mut failed: Vec<String> = Vec::new();
+        if !self.python_only {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let nextest = Cmd::new(cargo.clone(), "check for cargo-nextest").args(["nextest", "--version"]).run().is_ok();
+            let cmd = if nextest {
+                Cmd::new(cargo, "run the Rust tests").args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            } else {
+                Cmd::new(cargo, "run the Rust tests").args(["test", "--workspace", "--no-fail-fast"])
+            };
+            if let Err(e) = cmd.dir(&project.root).inherit_output().run() {
+                eprintln!("{e}");
+                failed.push("rust".into());
+            }
+        }
+        if !self.rust_only {
+            Cmd::new("uv", "install the Python workspace").args(["sync", "--all-packages", "--frozen", "--quiet"]).dir(&project.root).inherit_output().run()?;
+            for (label, path) in PYTHON_SUITES {
+                eprintln!("== pytest {label}");
+                let r = Cmd::new("uv", format!("run the {label} tests"))
+                    .args(["run", "--frozen", "pytest", "-q", path])
+                    .dir(&project.root)
+                    .inherit_output()
+                    .run();
+                if let Err(e) = r {
+                    eprintln!("{e}");
+                    failed.push((*label).to_owned());
+                }
+            }
+            if project.root.join("infra/pyproject.toml").is_file() {
+                eprintln!("== pytest infra");
+                let r = Cmd::new("uv", "run the Pulumi program tests")
+                    .args(["run", "--frozen", "--project", "infra", "pytest", "-q", "infra"])
+                    .dir(&project.root)
+                    .inherit_output()
+                    .run();
+                if let Err(e) = r {
+                    eprintln!("{e}");
+                    failed.push("infra".into());
+                }
+            }
+        }
+        if failed.is_empty() {
+            eprintln!("all test suites passed");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            eprintln!("error: failing test suites: {}", failed.join(", "));
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

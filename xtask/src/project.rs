@@ -1,0 +1,315 @@
+//! The repository model: where the root is, what `xtask.toml` says, which Lambda
+//! functions and services exist (discovered from their Dockerfiles, never listed by
+//! hand), and the build targets they make up.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Deserialize;
+use xtask_engine::{FileCache, StateStore, Target};
+use xtask_image::pybase::PythonBaseBuilder;
+use xtask_image::{ArgValue, DockerEngine, ImageBuilder, ImageSpec};
+use xtask_wheel::{WheelBuilder, WheelhouseBuilder, WheelhouseSource};
+
+/// `xtask.toml`: the tool's configuration for this repository.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub build: BuildConfig,
+    #[serde(default)]
+    pub python_base: PythonBaseConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BuildConfig {
+    /// Target platform of every image.
+    #[serde(default = "default_platform")]
+    pub platform: String,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        BuildConfig { platform: default_platform() }
+    }
+}
+
+fn default_platform() -> String {
+    "linux/amd64".into()
+}
+
+/// Which Python base images the Dockerfiles are built from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonBaseConfig {
+    /// Upstream base of lambda-base (`PYTHON_BASE` build argument).
+    #[serde(default = "default_lambda_base")]
+    pub lambda: String,
+    /// Upstream base of the service images (`PYTHON_BASE` build argument).
+    #[serde(default = "default_service_base")]
+    pub service: String,
+    /// The recipe of the Debian-built stand-in, used when an upstream base is not in the
+    /// local engine (nothing can be pulled here).
+    #[serde(default = "default_recipe")]
+    pub recipe: Utf8PathBuf,
+}
+
+impl Default for PythonBaseConfig {
+    fn default() -> Self {
+        PythonBaseConfig { lambda: default_lambda_base(), service: default_service_base(), recipe: default_recipe() }
+    }
+}
+
+fn default_lambda_base() -> String {
+    "public.ecr.aws/lambda/python:3.11".into()
+}
+fn default_service_base() -> String {
+    "python:3.11-slim".into()
+}
+fn default_recipe() -> Utf8PathBuf {
+    "docker/python-base".into()
+}
+
+/// The repository the tool works on.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: Utf8PathBuf,
+    pub config: Config,
+}
+
+/// The repository id of a Lambda image.
+pub fn lambda_image(name: &str) -> String {
+    format!("tradai/lambda-{name}")
+}
+
+pub const WHEEL_ID: &str = "tradai-common";
+pub const LAMBDA_BASE_ID: &str = "tradai/lambda-base";
+pub const PYTHON_BASE_ID: &str = "tradai/python-base";
+
+impl Project {
+    /// Finds the root: `--root`, else the nearest folder above the current one holding
+    /// `xtask.toml`, else the workspace this binary was built from.
+    pub fn locate(explicit: Option<&Utf8Path>) -> Result<Self> {
+        let root = match explicit {
+            Some(r) => r.canonicalize_utf8().with_context(|| format!("--root {r} does not exist"))?,
+            None => {
+                let cwd = std::env::current_dir().ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok());
+                let found = cwd.as_deref().and_then(|c| c.ancestors().find(|a| a.join("xtask.toml").is_file()).map(Utf8Path::to_owned));
+                match found {
+                    Some(r) => r,
+                    None => Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned(),
+                }
+            }
+        };
+        let config_path = root.join("xtask.toml");
+        let config = match fs::read_to_string(&config_path) {
+            Ok(text) => toml::from_str(&text).map_err(|e| {
+                let msg = e.message().to_owned();
+                anyhow::anyhow!("{config_path} is not valid: {msg}; fix the file (see docs/configuration.md)")
+            })?,
+            Err(_) => bail!("no xtask.toml at {root}; run from inside the TradAI repository or pass --root"),
+        };
+        Ok(Project { root, config })
+    }
+
+    pub fn state_dir(&self) -> Utf8PathBuf {
+        self.root.join("target/xtask")
+    }
+
+    pub fn state_store(&self) -> StateStore {
+        StateStore::new(&self.state_dir())
+    }
+
+    pub fn file_cache(&self) -> FileCache {
+        FileCache::load(&self.state_dir().join("file-cache.json"))
+    }
+
+    /// Lambda names: every `lambdas/<name>/` with a Dockerfile, except `base`, sorted.
+    /// A folder without a Dockerfile is an error, so a half-added Lambda is never
+    /// silently left out.
+    pub fn lambdas(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("lambdas");
+        let mut names = Vec::new();
+        let mut missing = Vec::new();
+        for entry in dir.read_dir_utf8().with_context(|| format!("failed to list {dir}"))? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if !entry.file_type()?.is_dir() || name == "base" || name.starts_with('.') || name.starts_with("__") {
+                continue;
+            }
+            if entry.path().join("Dockerfile").is_file() {
+                names.push(name.to_owned());
+            } else if entry.path().join("handler.py").is_file() {
+                missing.push(name.to_owned());
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            bail!(
+                "lambda folder(s) without a Dockerfile: {}; add lambdas/<name>/Dockerfile (FROM ${{BASE_IMAGE}}, see lambdas/README.md)",
+                missing.join(", ")
+            );
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Service names: every `services/<name>/` with a Dockerfile, sorted.
+    pub fn services(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("services");
+        let mut names = Vec::new();
+        for entry in dir.read_dir_utf8().with_context(|| format!("failed to list {dir}"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() && entry.path().join("Dockerfile").is_file() {
+                names.push(entry.file_name().to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The Python workspace members (folders with a pyproject.toml under libs/ and services/).
+    fn workspace_members(&self) -> Vec<Utf8PathBuf> {
+        let mut out = Vec::new();
+        for top in ["libs", "services"] {
+            if let Ok(rd) = self.root.join(top).read_dir_utf8() {
+                for e in rd.flatten() {
+                    if e.path().join("pyproject.toml").is_file() {
+                        out.push(e.path().to_owned());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every build target of the repository.
+    pub fn targets(&self, engine: &Arc<DockerEngine>) -> Result<Vec<Target>> {
+        let platform = self.config.build.platform.clone();
+        let out = self.state_dir();
+        let mut targets = Vec::new();
+
+        targets.push(Target {
+            id: WHEEL_ID.into(),
+            deps: vec![],
+            builder: Arc::new(WheelBuilder { package_dir: self.root.join("libs/tradai-common"), out_root: out.join("wheels/tradai-common") }),
+        });
+
+        // The Python bases: the upstream image when the engine has it, pinned by its id;
+        // otherwise the Debian-built stand-in, built here.
+        let mut debian_needed = false;
+        let mut base_arg = |upstream: &str| -> Result<ArgValue> {
+            Ok(match engine.resolve(upstream)? {
+                Some(image_id) => ArgValue::External { reference: upstream.to_owned(), image_id },
+                None => {
+                    debian_needed = true;
+                    ArgValue::Target(PYTHON_BASE_ID.into())
+                }
+            })
+        };
+        let lambda_python = base_arg(&self.config.python_base.lambda)?;
+        let service_python = base_arg(&self.config.python_base.service)?;
+        if debian_needed {
+            targets.push(Target {
+                id: PYTHON_BASE_ID.into(),
+                deps: vec![],
+                builder: Arc::new(PythonBaseBuilder {
+                    repository: PYTHON_BASE_ID.into(),
+                    recipe_dir: self.root.join(&self.config.python_base.recipe),
+                    work_dir: out.join("tmp"),
+                    platform: platform.clone(),
+                    engine: engine.clone(),
+                }),
+            });
+        }
+        let python_dep = |arg: &ArgValue| match arg {
+            ArgValue::Target(t) => vec![t.clone()],
+            _ => vec![],
+        };
+
+        let mut base_deps = vec![WHEEL_ID.to_owned()];
+        base_deps.extend(python_dep(&lambda_python));
+        targets.push(image_target(
+            LAMBDA_BASE_ID,
+            base_deps,
+            &self.root.join("lambdas/base"),
+            BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
+            vec![WHEEL_ID.to_owned()],
+            &platform,
+            engine,
+        ));
+
+        for name in self.lambdas()? {
+            targets.push(image_target(
+                &lambda_image(&name),
+                vec![LAMBDA_BASE_ID.to_owned()],
+                &self.root.join("lambdas").join(&name),
+                BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
+                vec![],
+                &platform,
+                engine,
+            ));
+        }
+
+        let members = self.workspace_members();
+        for name in self.services()? {
+            let dir = self.root.join("services").join(&name);
+            let wheels_id = format!("wheels:{name}");
+            let source = match read_project_name(&dir)? {
+                Some(package) => WheelhouseSource::Workspace { package, members: members.clone() },
+                None if dir.join("requirements.txt").is_file() => WheelhouseSource::Requirements(dir.join("requirements.txt")),
+                None => bail!("service {name} has neither a pyproject.toml nor a requirements.txt; add one so its wheels can be gathered"),
+            };
+            targets.push(Target {
+                id: wheels_id.clone(),
+                deps: vec![],
+                builder: Arc::new(WheelhouseBuilder { workspace_root: self.root.clone(), source, out_root: out.join("wheelhouses").join(&name) }),
+            });
+            let mut deps = vec![wheels_id.clone()];
+            deps.extend(python_dep(&service_python));
+            targets.push(image_target(
+                &format!("tradai/{name}"),
+                deps,
+                &dir,
+                BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
+                vec![wheels_id],
+                &platform,
+                engine,
+            ));
+        }
+        Ok(targets)
+    }
+}
+
+fn image_target(
+    id: &str,
+    deps: Vec<String>,
+    dir: &Utf8Path,
+    build_args: BTreeMap<String, ArgValue>,
+    wheels_from: Vec<String>,
+    platform: &str,
+    engine: &Arc<DockerEngine>,
+) -> Target {
+    let spec = ImageSpec {
+        repository: id.to_owned(),
+        context_dir: dir.to_owned(),
+        dockerfile: dir.join("Dockerfile"),
+        build_args,
+        platform: platform.to_owned(),
+        wheels_from,
+    };
+    Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
+}
+
+/// `[project] name` of a folder's pyproject.toml, if it has one.
+fn read_project_name(dir: &Utf8Path) -> Result<Option<String>> {
+    let path = dir.join("pyproject.toml");
+    let Ok(text) = fs::read_to_string(&path) else { return Ok(None) };
+    let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
+    Ok(value.get("project").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
+}
