@@ -1,3 +1,5 @@
+import json
+
 import boto3
 from moto import mock_aws
 
@@ -33,3 +35,20 @@ def test_factory_clients_talk_to_aws_api():
     )
     names = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
     assert names == ["tradai-results-dev"]
+
+
+@mock_aws
+def test_publish_alert_prefixes_subject_and_skips_without_topic(monkeypatch):
+    assert aws.publish_alert("ignored", {"a": 1}) is None
+    sns = boto3.client("sns")
+    sqs = boto3.client("sqs")
+    topic = sns.create_topic(Name="alerts")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn["QueueArn"])
+    monkeypatch.setenv("ALERTS_TOPIC_ARN", topic)
+    assert aws.publish_alert("disk " + "full " * 40, {"used": 0.99})
+    body = json.loads(sqs.receive_message(QueueUrl=queue)["Messages"][0]["Body"])
+    assert body["Subject"].startswith("[tradai dev] disk full")
+    assert len(body["Subject"]) == 100
+    assert json.loads(body["Message"]) == {"used": 0.99}

@@ -26,6 +26,7 @@ def test_environment_drives_table_names_and_overrides_win():
             "AWS_ENDPOINT_URL": "http://localhost:5000",
             "LOG_LEVEL": "debug",
             "RETENTION_DAYS": "7",
+            "BACKTEST_SUBNETS": "subnet-a, subnet-b,",
         }
     )
     assert settings.environment == "prod"
@@ -35,6 +36,8 @@ def test_environment_drives_table_names_and_overrides_win():
     assert settings.endpoint_url == "http://localhost:5000"
     assert settings.log_level == "DEBUG"
     assert settings.retention_days == 7
+    assert settings.backtest_subnets == ("subnet-a", "subnet-b")
+    assert settings.backtest_security_groups == ()
 
 
 def test_reads_process_environment(monkeypatch):

@@ -7,6 +7,8 @@ LocalStack) and the region always comes from :class:`~tradai_common.settings.Set
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -41,3 +43,25 @@ def resource(service: str, settings: Settings | None = None, **overrides: Any) -
     kwargs = client_kwargs(settings)
     kwargs.update(overrides)
     return boto3.resource(service, **kwargs)
+
+
+SNS_SUBJECT_LIMIT = 100
+
+
+def publish_alert(
+    subject: str, details: Mapping[str, Any], settings: Settings | None = None
+) -> str | None:
+    """Publish ``details`` as JSON on the alerts topic, subject ``[tradai <env>] ...``.
+
+    Returns the SNS message id, or ``None`` when ``ALERTS_TOPIC_ARN`` is not set.
+    """
+    settings = settings or Settings.from_env()
+    if not settings.alerts_topic_arn:
+        return None
+    full_subject = f"[tradai {settings.environment}] {subject}"[:SNS_SUBJECT_LIMIT]
+    response = client("sns", settings).publish(
+        TopicArn=settings.alerts_topic_arn,
+        Subject=full_subject,
+        Message=json.dumps(dict(details), indent=2, default=str),
+    )
+    return str(response["MessageId"])

@@ -28,6 +28,10 @@ def _optional(env: Mapping[str, str], key: str) -> str | None:
     return value or None
 
 
+def _csv(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(key, "").split(",") if part.strip())
+
+
 def _positive_int(env: Mapping[str, str], key: str, default: int) -> int:
     raw = env.get(key, "").strip()
     if not raw:
@@ -60,6 +64,8 @@ class Settings:
     data_bucket: str | None = None
     ecs_cluster: str | None = None
     backtest_task_definition: str | None = None
+    backtest_subnets: tuple[str, ...] = ()
+    backtest_security_groups: tuple[str, ...] = ()
     endpoint_url: str | None = None
     retention_days: int = 30
 
@@ -105,6 +111,8 @@ class Settings:
             data_bucket=_optional(env, "DATA_BUCKET"),
             ecs_cluster=_optional(env, "ECS_CLUSTER"),
             backtest_task_definition=_optional(env, "BACKTEST_TASK_DEFINITION"),
+            backtest_subnets=_csv(env, "BACKTEST_SUBNETS"),
+            backtest_security_groups=_csv(env, "BACKTEST_SECURITY_GROUPS"),
             endpoint_url=_optional(env, "AWS_ENDPOINT_URL"),
             retention_days=_positive_int(env, "RETENTION_DAYS", 30),
         )
