@@ -42,65 +42,69 @@ SUBNET_CIDRS = {
 # Services (container images built from services/<name>/Dockerfile)
 # ---------------------------------------------------------------------------
 
+#: ``path`` is the ALB/API route prefix (stripped by the ALB before the request reaches the
+#: container, which serves at its root); ``health_path`` is what the target group probes.
+#: ``tables``/``buckets``/``queues``/``topics`` are what the service's task role may use.
 SERVICES: dict[str, dict[str, Any]] = {
     "backend": {
-        "port": 8000,
-        "cpu": 256,
-        "memory": 512,
-        "service_name": "backend-api",
-        "path": "/api",
-        "health_path": "/api/health",
-        "tables": ["workflow_state", "backtest_jobs", "strategies", "trading_state", "health_state"],
-        "buckets": ["configs", "results"],
+        "port": 8000, "cpu": 256, "memory": 512,
+        "service_name": "backend-api", "path": "/api", "health_path": "/health",
+        "tables": ["workflow_state", "health_state", "trading_state"],
+        "buckets": {"results": "read"},
+        "queues": {"backtest": "send"},
+        "topics": [],
+        "state_machine": True,
     },
     "strategy-service": {
-        "port": 8003,
-        "cpu": 256,
-        "memory": 512,
-        "service_name": "strategy-service",
-        "path": "/strategy",
-        "health_path": "/strategy/health",
-        "tables": ["backtest_jobs", "strategies", "trading_state", "heartbeats"],
-        "buckets": ["configs", "results", "arcticdb", "mlflow"],
+        "port": 8003, "cpu": 256, "memory": 512,
+        "service_name": "strategy-service", "path": "/strategy", "health_path": "/health",
+        "tables": ["workflow_state", "health_state", "trading_state"],
+        "buckets": {"configs": "read", "results": "write", "arcticdb": "read", "mlflow": "write"},
+        "queues": {"status": "send"},
+        "topics": [],
     },
     "data-collection": {
-        "port": 8002,
-        "cpu": 256,
-        "memory": 512,
-        "service_name": "data-collection",
-        "path": "/data",
-        "health_path": "/data/health",
-        "tables": ["data_freshness"],
-        "buckets": ["arcticdb"],
+        "port": 8002, "cpu": 256, "memory": 512,
+        "service_name": "data-collection", "path": "/data", "health_path": "/health",
+        "tables": ["health_state"],
+        "buckets": {"arcticdb": "write"},
+        "queues": {},
+        "topics": [],
     },
     "mlflow": {
-        "port": 5000,
-        "cpu": 256,
-        "memory": 512,
-        "service_name": "mlflow",
-        "path": "/mlflow",
-        "health_path": "/mlflow/health",
+        "port": 5000, "cpu": 256, "memory": 512,
+        "service_name": "mlflow", "path": "/mlflow", "health_path": "/health",
         "tables": [],
-        "buckets": ["mlflow"],
+        "buckets": {"mlflow": "write"},
+        "queues": {},
+        "topics": [],
+        "database": True,
     },
 }
 
-#: Trading services run the strategy-service image as long-lived ECS services.
+#: Trading services run the strategy-service image as long-lived ECS services in every
+#: environment; live trading never runs on FARGATE_SPOT in prod (EnvironmentSettings).
 TRADING_SERVICES: dict[str, dict[str, Any]] = {
-    "dry-run-trading": {
-        "image": "strategy-service",
-        "cpu": 512,
-        "memory": 1024,
-        "tables": ["trading_state", "heartbeats", "killswitch", "strategies"],
-        "buckets": ["configs", "arcticdb", "mlflow"],
-    },
-    "live-trading": {
-        "image": "strategy-service",
-        "cpu": 512,
-        "memory": 1024,
-        "tables": ["trading_state", "heartbeats", "killswitch", "strategies"],
-        "buckets": ["configs", "arcticdb", "mlflow"],
-    },
+    name: {
+        "image": "strategy-service", "cpu": 512, "memory": 1024,
+        "tables": ["trading_state", "health_state"],
+        "buckets": {"configs": "read", "arcticdb": "read", "mlflow": "read"},
+        "queues": {},
+        "topics": ["alerts"],
+        "mode": mode,
+    }
+    for name, mode in (("dry-run-trading", "dry-run"), ("live-trading", "live"))
+}
+
+#: Backtests run as one-off ECS tasks of the strategy-service image, started by the
+#: backtest-consumer Lambda (``BACKTEST_TASK_DEFINITION``), always on FARGATE_SPOT when
+#: the environment allows Spot.
+BACKTEST_TASK: dict[str, Any] = {
+    "image": "strategy-service", "cpu": 1024, "memory": 2048,
+    "tables": ["workflow_state"],
+    "buckets": {"configs": "read", "results": "write", "arcticdb": "read", "mlflow": "write"},
+    "queues": {"status": "send"},
+    "topics": [],
 }
 
 # ---------------------------------------------------------------------------
@@ -163,42 +167,55 @@ INLINE_LAMBDAS = ("update-nat-routes",)
 LAMBDA_BASE_IMAGE = "lambda-base"
 LAMBDA_ARCHITECTURE = "x86_64"
 
-#: What each Lambda may touch (least privilege) and how it is triggered.
-#: Keys: tables, buckets, queues ("backtest" | "dlq"), topics ("alerts" | "registration"),
-#: state_machine (may start the backtest workflow), schedule (config key, default),
-#: sqs / sns (event source), secrets (Secrets Manager names relative to tradai/<env>/),
-#: timeout, memory.
+#: What each Lambda may touch (least privilege), how it is triggered and its sizing.
+#: tables: DYNAMODB_TABLES keys (read/write); buckets: key -> "read" | "write";
+#: queues: key -> "send" | "consume" | "redrive" (keys: backtest, status, dlq);
+#: topics: SNS topics it publishes to; trigger: ("schedule", config key, default) |
+#: ("sqs", queue key) | ("s3", bucket key, key prefix) | ("alarms",) | None (invoked by
+#: the API, Step Functions or an operator); ecs: "run-backtest" | "trading-services".
 LAMBDA_SETTINGS: dict[str, dict[str, Any]] = {
-    "backtest-consumer": {"tables": ["backtest_jobs", "workflow_state"], "queues": ["backtest"],
-                          "sqs": "backtest", "state_machine": True},
-    "drift-monitor": {"tables": ["drift_metrics", "strategies"], "buckets": ["mlflow"],
-                      "topics": ["alerts"], "schedule": ("drift_monitor_schedule", "rate(1 day)")},
-    "health-check": {"tables": ["health_state"], "topics": ["alerts"],
-                     "schedule": ("health_check_schedule", "rate(5 minutes)")},
-    "update-status": {"tables": ["workflow_state", "backtest_jobs"]},
-    "sqs-consumer": {"tables": ["workflow_state"], "queues": ["backtest"]},
-    "validate-strategy": {"tables": ["strategies"], "buckets": ["configs"]},
-    "retraining-scheduler": {"tables": ["retraining_jobs", "strategies"], "queues": ["backtest"],
-                             "schedule": ("retraining_scheduler_schedule", "rate(7 days)")},
-    "backtest-launcher": {"tables": ["backtest_jobs", "workflow_state"], "state_machine": True},
-    "backtest-results": {"tables": ["backtest_jobs"], "buckets": ["results"], "timeout": 300,
-                         "memory": 1024},
-    "strategy-registration": {"tables": ["strategies"], "buckets": ["configs"],
-                              "sns": "registration"},
-    "model-promoter": {"tables": ["model_registry", "strategies"], "buckets": ["mlflow"],
-                       "topics": ["alerts"]},
-    "alert-notifier": {"tables": ["alerts"], "sns": "alerts", "secrets": ["alert-webhook"]},
-    "heartbeat-monitor": {"tables": ["heartbeats", "trading_state"], "topics": ["alerts"],
-                          "schedule": ("heartbeat_monitor_schedule", "rate(5 minutes)")},
-    "dlq-redrive": {"queues": ["backtest", "dlq"], "schedule": ("dlq_redrive_schedule", "rate(1 hour)")},
-    "data-freshness-check": {"tables": ["data_freshness"], "buckets": ["arcticdb"],
-                             "topics": ["alerts"],
-                             "schedule": ("data_freshness_schedule", "rate(1 hour)")},
-    "cleanup-expired": {"tables": list(DYNAMODB_TTL_TABLES), "buckets": ["results"],
-                        "schedule": ("cleanup_expired_schedule", "rate(1 day)")},
-    "trading-killswitch": {"tables": ["killswitch", "trading_state"], "topics": ["alerts"],
-                           "ecs_trading": True},
+    "backtest-consumer": {"tables": ["workflow_state"], "queues": {"backtest": "consume"},
+                          "trigger": ("sqs", "backtest"), "ecs": "run-backtest"},
+    "drift-monitor": {"tables": ["trading_state"], "topics": ["alerts"],
+                      "trigger": ("schedule", "drift_monitor_schedule", "rate(1 day)")},
+    "health-check": {"tables": ["workflow_state", "health_state", "trading_state"],
+                     "buckets": {"results": "read"}, "queues": {"backtest": "inspect"},
+                     "topics": ["alerts"],
+                     "trigger": ("schedule", "health_check_schedule", "rate(5 minutes)")},
+    "update-status": {"tables": ["workflow_state"]},
+    "sqs-consumer": {"tables": ["workflow_state"], "queues": {"status": "consume"},
+                     "trigger": ("sqs", "status")},
+    "validate-strategy": {"tables": ["trading_state"]},
+    "retraining-scheduler": {"tables": ["trading_state", "workflow_state"], "queues": {"backtest": "send"},
+                             "trigger": ("schedule", "retraining_scheduler_schedule", "rate(7 days)")},
+    "backtest-launcher": {"tables": ["workflow_state"], "queues": {"backtest": "send"}},
+    "backtest-results": {"tables": ["workflow_state"], "buckets": {"results": "read"},
+                         "trigger": ("s3", "results", "results/"), "timeout": 120, "memory": 512},
+    "strategy-registration": {"tables": ["trading_state"], "topics": ["registration"]},
+    "model-promoter": {"tables": ["trading_state"]},
+    "alert-notifier": {"topics": ["alerts"], "trigger": ("alarms",)},
+    "heartbeat-monitor": {"tables": ["health_state"], "topics": ["alerts"],
+                          "trigger": ("schedule", "heartbeat_monitor_schedule", "rate(5 minutes)")},
+    "dlq-redrive": {"queues": {"dlq": "redrive", "backtest": "send"}, "timeout": 300},
+    "data-freshness-check": {"buckets": {"arcticdb": "read"}, "topics": ["alerts"],
+                             "trigger": ("schedule", "data_freshness_schedule", "rate(1 hour)")},
+    "cleanup-expired": {"tables": ["workflow_state", "health_state"], "buckets": {"results": "write"},
+                        "trigger": ("schedule", "cleanup_expired_schedule", "rate(1 day)"), "timeout": 300},
+    "trading-killswitch": {"tables": ["trading_state"], "topics": ["alerts"], "ecs": "trading-services"},
 }
+
+#: Environment variable names the TradAI code reads (tradai_common.settings.Settings).
+TABLE_ENV_VARS = {"workflow_state": "WORKFLOW_TABLE", "health_state": "HEALTH_TABLE",
+                  "trading_state": "TRADING_TABLE"}
+BUCKET_ENV_VARS = {"results": "RESULTS_BUCKET", "arcticdb": "DATA_BUCKET", "configs": "CONFIGS_BUCKET",
+                   "mlflow": "MLFLOW_BUCKET", "logs": "LOGS_BUCKET"}
+QUEUE_ENV_VARS = {"backtest": "BACKTEST_QUEUE_URL", "dlq": "BACKTEST_DLQ_URL", "status": "STATUS_QUEUE_URL"}
+TOPIC_ENV_VARS = {"alerts": "ALERTS_TOPIC_ARN", "registration": "REGISTRATION_TOPIC_ARN"}
+
+
+def table_env_var(key: str) -> str:
+    return TABLE_ENV_VARS.get(key, f"{key.upper()}_TABLE")
+
 
 # ---------------------------------------------------------------------------
 # ECR: every image the build tool publishes (22 repositories: lambda-base, 17 lambdas,

@@ -46,6 +46,8 @@ EXPORTS: dict[str, tuple[str, ...]] = {
         "backtest_queue_url",
         "backtest_queue_arn",
         "backtest_queue_name",
+        "status_queue_url",
+        "status_queue_arn",
         "backtest_dlq_url",
         "backtest_dlq_arn",
         "backtest_dlq_name",

@@ -27,8 +27,12 @@ class PolicyBuilder:
         *,
         sid: str | None = None,
         conditions: dict[str, Any] | None = None,
+        principal: Any = None,
     ) -> "PolicyBuilder":
-        """Add an Allow statement. Wildcard actions ("*") are rejected."""
+        """Add an Allow statement. Wildcard actions ("*", "svc:*") are rejected.
+
+        ``principal`` is only for resource policies (VPC endpoint, bucket, topic policies).
+        """
         if not actions:
             raise ValueError("a statement needs at least one action")
         for action in actions:
@@ -37,8 +41,11 @@ class PolicyBuilder:
         statement: dict[str, Any] = {
             "Effect": "Allow",
             "Action": sorted(set(actions)),
-            "Resource": resources if isinstance(resources, (list, tuple)) else [resources],
+            "Resource": list(resources) if isinstance(resources, (list, tuple)) else
+            pulumi.Output.from_input(resources).apply(lambda r: list(r) if isinstance(r, (list, tuple)) else [r]),
         }
+        if principal is not None:
+            statement["Principal"] = principal
         if sid:
             statement["Sid"] = sid
         if conditions:
@@ -88,7 +95,15 @@ class PolicyBuilder:
         """The policy document as JSON, once every resource ARN is known."""
         if not self._statements:
             raise ValueError("an empty policy grants nothing; add a statement first")
-        document = {"Version": "2012-10-17", "Statement": self._statements}
+        statements, seen = [], {}
+        for statement in self._statements:
+            sid = statement.get("Sid")
+            if sid is not None:
+                seen[sid] = seen.get(sid, 0) + 1
+                if seen[sid] > 1:  # Sids must be unique within a policy
+                    statement = {**statement, "Sid": f"{sid}{seen[sid]}"}
+            statements.append(statement)
+        document = {"Version": "2012-10-17", "Statement": statements}
         return pulumi.Output.from_input(document).apply(lambda doc: json.dumps(doc, sort_keys=True))
 
 

@@ -42,6 +42,11 @@ class SecurityRuleBuilder:
         self._rules.append(_Rule("ingress", port, to_port or port, "tcp", description, cidr=cidr))
         return self
 
+    def ingress_all_from_cidr(self, cidr: str, description: str) -> "SecurityRuleBuilder":
+        """All protocols from a CIDR (a NAT instance forwarding the VPC's traffic)."""
+        self._rules.append(_Rule("ingress", -1, -1, "-1", description, cidr=cidr))
+        return self
+
     def egress_to_sg(self, port: int, peer_sg: pulumi.Input[str], description: str,
                      to_port: int | None = None) -> "SecurityRuleBuilder":
         self._rules.append(_Rule("egress", port, to_port or port, "tcp", description, peer_sg=peer_sg))

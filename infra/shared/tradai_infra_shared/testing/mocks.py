@@ -35,7 +35,7 @@ class TradaiMocks(pulumi.runtime.Mocks):
             return target, {"name": target, "outputs": self.stack_outputs[target], "secretOutputNames": []}
 
         self.resources.append({"type": typ, "name": name, "inputs": inputs})
-        physical = inputs.get("name") or name
+        physical = inputs.get("name") or inputs.get("identifier") or name
         state: dict[str, Any] = dict(inputs)
         service = _service_of(typ)
         state.setdefault("name", physical)
@@ -62,7 +62,7 @@ class TradaiMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{physical}"
         elif typ == "aws:rds/instance:Instance":
             state["address"] = f"{physical}.abc.{REGION}.rds.amazonaws.com"
-            state["port"] = inputs.get("port", 5432)
+            state["port"] = int(inputs.get("port", 5432))
             state["endpoint"] = f"{state['address']}:{state['port']}"
             if inputs.get("manageMasterUserPassword"):
                 state["masterUserSecrets"] = [{

@@ -1,0 +1,1 @@
+"""Compute stack modules: everything that runs code and can be redeployed freely."""

@@ -1,0 +1,1 @@
+"""Foundation stack modules: network and the shared services compute runs on."""
