@@ -30,7 +30,6 @@ pub struct BuildRequest<'a> {
     pub tags: &'a [String],
     pub build_args: &'a [(String, String)],
     pub platform: &'a str,
-    pub labels: &'a [(String, String)],
     pub context_tar: Vec<u8>,
 }
 
@@ -112,9 +111,6 @@ impl DockerEngine {
         }
         for (k, v) in req.build_args {
             cmd = cmd.arg("--build-arg").arg(format!("{k}={v}"));
-        }
-        for (k, v) in req.labels {
-            cmd = cmd.arg("--label").arg(format!("{k}={v}"));
         }
         let cmd = cmd.arg("-").stdin_bytes(req.context_tar.clone());
         let result = cmd.run();

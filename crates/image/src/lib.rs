@@ -14,9 +14,6 @@ use xtask_engine::{BuildContext, BuildJob, Builder, DockerIgnore, ExtraFile, Fil
 
 pub use docker::DockerEngine;
 
-/// Label carrying the input hash on every image the tool builds.
-pub const INPUT_HASH_LABEL: &str = "org.tradai.xtask.input-hash";
-
 /// The value of one build argument.
 #[derive(Debug, Clone)]
 pub enum ArgValue {
@@ -139,7 +136,6 @@ impl Builder for ImageBuilder {
             tags: &[hash_ref.clone(), latest],
             build_args: &args,
             platform: &self.spec.platform,
-            labels: &[(INPUT_HASH_LABEL.to_owned(), job.input_hash.to_string())],
             context_tar: tar,
         })?;
         let mut detail = BTreeMap::new();

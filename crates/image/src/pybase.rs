@@ -18,7 +18,6 @@ use camino::Utf8PathBuf;
 use xtask_engine::{BuildContext, BuildJob, Builder, Cmd, DockerIgnore, ExtraFile, FileCache, InputManifest, Output};
 
 use crate::docker::{BuildRequest, DockerEngine};
-use crate::INPUT_HASH_LABEL;
 
 /// Debian release and packages of the root file system.
 pub const SUITE: &str = "bookworm";
@@ -107,7 +106,6 @@ impl Builder for PythonBaseBuilder {
                 tags: &[hash_ref.clone(), format!("{}:latest", self.repository)],
                 build_args: &[("ROOTFS".to_owned(), rootfs_id)],
                 platform: &self.platform,
-                labels: &[(INPUT_HASH_LABEL.to_owned(), job.input_hash.to_string())],
                 context_tar: tar,
             })?;
             let mut detail = BTreeMap::new();
