@@ -81,7 +81,7 @@ def read_prices(path: str) -> list[PriceBar]:
 
 def synthetic_prices(count: int, seed: int, start: int = 0, step: int = 3600) -> list[PriceBar]:
     # Reproducible demo data, not cryptography.
-    rng = random.Random(seed)  # noqa: S311
+    rng = random.Random(seed)  # noqa: S311  # nosec B311
     price, bars = 100.0, []
     for i in range(count):
         price *= 1 + rng.gauss(0.0005, 0.01)

@@ -28,7 +28,7 @@ class SyntheticSource:
         first = int(start.timestamp())
         first -= first % step
         # Not for cryptography: a seeded generator gives reproducible series.
-        rng = random.Random(f"{self.seed}:{symbol}:{timeframe}")  # noqa: S311
+        rng = random.Random(f"{self.seed}:{symbol}:{timeframe}")  # noqa: S311  # nosec B311
         price = self.start_price
         candles = []
         for i in range(count):
