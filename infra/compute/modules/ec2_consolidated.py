@@ -106,7 +106,7 @@ class ConsolidatedEc2:
         for service, spec in SERVICES.items():
             env = {**up.environment_for(spec), "TRADAI_SERVICE": spec["service_name"]}
             if spec.get("database"):
-                env.update({"DB_HOST": up.rds_address, "DB_PORT": up.rds_port.apply(str), "DB_NAME": up.rds_db_name})
+                env.update({"DB_HOST": up.rds_address, "DB_PORT": up.rds_port.apply(lambda p: str(int(p))), "DB_NAME": up.rds_db_name})
             environments[service] = pulumi.Output.all(**env)
         user_data = pulumi.Output.all(
             images=pulumi.Output.all(**{s: images[s] for s in SERVICES}),

@@ -51,7 +51,7 @@ def log_group(key: str) -> aws.cloudwatch.LogGroup:
 
 def mlflow_environment(up: Upstream) -> tuple[dict[str, pulumi.Input[str]], list[dict[str, Any]]]:
     """Database coordinates as variables, the password injected from Secrets Manager."""
-    env = {"DB_HOST": up.rds_address, "DB_PORT": up.rds_port.apply(str), "DB_NAME": up.rds_db_name}
+    env = {"DB_HOST": up.rds_address, "DB_PORT": up.rds_port.apply(lambda p: str(int(p))), "DB_NAME": up.rds_db_name}
     secrets = [{"name": "DB_PASSWORD", "valueFrom": pulumi.Output.concat(up.rds_secret_arn, ":password::")}]
     return env, secrets
 

@@ -13,6 +13,7 @@ _EXPORTS = {
     "fake_digest": "runner", "fake_image_manifest": "runner", "import_stack_module": "runner",
     "load_stack_config": "runner", "load_stack_modules": "runner", "prewarm": "runner",
     "run_stack": "runner", "write_manifest": "runner",
+    "contract_problems": "contract", "stack_ref_literals": "contract",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -1,0 +1,1 @@
+"""Edge stack modules: the public entry point and its monitoring."""

@@ -1,0 +1,22 @@
+"""stack_ref: the only way stacks read each other."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from tradai_infra_shared.stack_refs import TradaiStackReference, stack_ref
+
+
+def test_stack_ref_refuses_unknown_stacks() -> None:
+    with pytest.raises(ValueError, match="unknown stack"):
+        stack_ref("network")
+
+
+@pulumi.runtime.test
+def test_stack_ref_names_the_org_project_and_environment():
+    ref = stack_ref("persistent")
+    assert isinstance(ref, pulumi.StackReference) and isinstance(ref, TradaiStackReference)
+    with pytest.raises(KeyError, match="does not export"):
+        ref.get_output("vpc_id")
+    return ref.name.apply(lambda name: name == "organization/tradai-persistent/dev" or pytest.fail(name))
