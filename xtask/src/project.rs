@@ -162,6 +162,9 @@ impl Project {
     pub fn services(&self) -> Result<Vec<String>> {
         let dir = self.root.join("services");
         let mut names = Vec::new();
+        if !dir.is_dir() {
+            return Ok(names);
+        }
         for entry in dir.read_dir_utf8().with_context(|| format!("failed to list {dir}"))? {
             let entry = entry?;
             if entry.file_type()?.is_dir() && entry.path().join("Dockerfile").is_file() {
