@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.models import BacktestJob, WorkflowState
 from tradai_common.settings import Settings

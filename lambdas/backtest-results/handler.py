@@ -11,7 +11,7 @@ import json
 from typing import Any
 from urllib.parse import unquote_plus
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.models import WorkflowState
 from tradai_common.settings import Settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.settings import Settings
 

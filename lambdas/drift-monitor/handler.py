@@ -14,7 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.models import utc_now
 from tradai_common.settings import Settings

@@ -11,7 +11,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.models import parse_timestamp
 from tradai_common.settings import Settings

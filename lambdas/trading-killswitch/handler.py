@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.models import utc_now
 from tradai_common.settings import Settings

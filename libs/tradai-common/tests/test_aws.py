@@ -3,7 +3,7 @@ import json
 import boto3
 from moto import mock_aws
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.settings import Settings
 
 

@@ -1,7 +1,7 @@
 import boto3
 from moto import mock_aws
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.health import (
     dynamodb_table_check,
     record_health,

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.models import HealthStatus
 from tradai_common.state import to_dynamo
 

@@ -15,7 +15,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.models import BacktestJob, WorkflowRecord, WorkflowState, utc_now
 from tradai_common.settings import Settings
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response, status
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.health import dynamodb_table_check, run_checks
 from tradai_common.logs import get_logger
 from tradai_common.models import BacktestJob, WorkflowState

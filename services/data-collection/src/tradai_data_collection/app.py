@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from tradai_common import aws
+import tradai_common.aws as aws
 from tradai_common.logs import get_logger
 from tradai_common.settings import Settings
 from tradai_data import (
