@@ -77,7 +77,14 @@ class TradaiMocks(pulumi.runtime.Mocks):
             resource_id = "mockapi"
             state["apiEndpoint"] = f"https://{resource_id}.execute-api.{REGION}.amazonaws.com"
             state["executionArn"] = f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{resource_id}"
+        elif typ == "aws:iam/role:Role":
+            state["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{physical}"
+        elif typ == "aws:sns/topic:Topic":
+            state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{physical}"
+        elif typ == "aws:sfn/stateMachine:StateMachine":
+            state["arn"] = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{physical}"
         elif typ == "aws:lambda/function:Function":
+            state["arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{physical}"
             state["invokeArn"] = f"arn:aws:apigateway:{REGION}:lambda:path/functions/{state['arn']}/invocations"
         elif typ == "aws:cloudwatch/logGroup:LogGroup":
             state["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{physical}"
