@@ -1,0 +1,9 @@
+//! The infrastructure layer of `cargo xtask`: the stack graph (which Pulumi stacks exist,
+//! what each depends on, what may be done to each) and a wrapper that drives the `pulumi`
+//! CLI non-interactively, with its environment from `infra/.env`, a state backup before
+//! every change and Pulumi's failures mapped to one-line errors that say how to fix them.
+//!
+//! No tokio and no AWS SDK here: the image check compute needs is the [`images::ImageRegistry`]
+//! trait, implemented by the crates that talk to the network.
+
+pub mod graph;
