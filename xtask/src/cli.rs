@@ -43,6 +43,12 @@ pub enum Command {
     LambdaBootstrap(BuildArgs),
     /// Build the 4 service images (linux/amd64)
     DockerBuild(BuildArgs),
+    /// Build what changed and push every Lambda image (lambda-base included)
+    LambdaPushAll(BuildArgs),
+    /// Build and push one or more service images
+    ServicePush(ServicePushArgs),
+    /// Build and push all 4 service images
+    ServicePushAll(BuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,10 +60,20 @@ pub struct LambdaBuildArgs {
     pub build: BuildArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ServicePushArgs {
+    /// Service names, as the folders under services/
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
 /// How the commands are grouped in `cargo xtask --help`.
 pub const GROUPS: &[(&str, &[&str])] = &[
     ("Setup", &["doctor", "test"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
+    ("Publish", &["lambda-push-all", "service-push", "service-push-all"]),
 ];
 
 /// Seed recipe names that take their first argument from the name (`just

@@ -5,7 +5,9 @@
 
 mod cli;
 mod commands;
+mod ecr;
 mod project;
+mod publish;
 
 use std::process::ExitCode;
 

@@ -22,6 +22,16 @@ pub struct Config {
     pub build: BuildConfig,
     #[serde(default)]
     pub python_base: PythonBaseConfig,
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// Where images are published by default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RegistryConfig {
+    /// `local`, `ecr` or `host[:port]`; `--registry` and `XTASK_REGISTRY` override it.
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -216,8 +216,16 @@ pub fn closure<'a>(targets: &'a [Target], selected: &[String]) -> Result<Vec<&'a
 }
 
 /// Hashes and decides every target in `order` (dependencies first). Targets that would
-/// build are looked up in `remote` in one batch; a hit is skipped.
-pub fn make_plan(order: &[&Target], state: &State, files: &FileCache, remote: Option<&dyn RemoteCache>) -> Result<Plan> {
+/// build are looked up in `remote` in one batch; a hit is skipped. A target that is only
+/// a dependency (not in `requested`) and whose dependents are all skipped is not needed
+/// and is skipped too: a fresh machine whose registry holds every image builds nothing.
+pub fn make_plan(
+    order: &[&Target],
+    requested: &[String],
+    state: &State,
+    files: &FileCache,
+    remote: Option<&dyn RemoteCache>,
+) -> Result<Plan> {
     let mut hashes: HashMap<String, InputHash> = HashMap::new();
     let mut items = Vec::with_capacity(order.len());
     for t in order {
@@ -246,7 +254,28 @@ pub fn make_plan(order: &[&Target], state: &State, files: &FileCache, remote: Op
             }
         }
     }
+    prune_unneeded(&mut items, requested);
     Ok(Plan { items })
+}
+
+fn prune_unneeded(items: &mut [PlanItem], requested: &[String]) {
+    for i in (0..items.len()).rev() {
+        if requested.contains(&items[i].id) || !matches!(items[i].decision, Decision::Build(_)) {
+            continue;
+        }
+        let id = items[i].id.clone();
+        let mut dependents = items.iter().filter(|d| d.deps.contains(&id)).peekable();
+        if dependents.peek().is_none() {
+            continue;
+        }
+        if dependents.all(|d| matches!(d.decision, Decision::Skip { .. })) {
+            items[i].decision = Decision::Skip {
+                reason: "not needed: everything built from it is up to date".to_owned(),
+                output: Output::default(),
+                remote: false,
+            };
+        }
+    }
 }
 
 fn decide_locally(t: &Target, inputs: &InputManifest, hash: &InputHash, state: &State) -> Result<Decision> {
@@ -268,7 +297,9 @@ impl PlanItem {
     pub fn dry_report(&self) -> TargetReport {
         let (status, reason, changes, artifact) = match &self.decision {
             Decision::Build(r) => (Status::WouldBuild, r.to_string(), changes_of(r), None),
-            Decision::Skip { reason, output, .. } => (Status::Skipped, reason.clone(), Vec::new(), Some(output.artifact.clone())),
+            Decision::Skip { reason, output, .. } => {
+                (Status::Skipped, reason.clone(), Vec::new(), Some(output.artifact.clone()).filter(|a| !a.is_empty()))
+            }
         };
         TargetReport {
             id: self.id.clone(),

@@ -113,6 +113,18 @@ impl StateStore {
         })
     }
 
+    /// Records that a target's output, built from `input_hash`, is in `registry` with
+    /// `digest`. Ignored when the record is for other inputs (a newer build replaced it).
+    pub fn record_pushed(&self, id: &str, input_hash: &InputHash, registry: &str, digest: &str) -> Result<()> {
+        self.update(|targets| {
+            if let Some(rec) = targets.get_mut(id)
+                && &rec.input_hash == input_hash
+            {
+                rec.output.pushed.insert(registry.to_owned(), digest.to_owned());
+            }
+        })
+    }
+
     /// Forgets a target, e.g. when its output turned out to be gone.
     pub fn forget(&self, id: &str) -> Result<()> {
         self.update(|targets| {

@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod pybase;
+pub mod registry;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -123,7 +124,15 @@ impl Builder for ImageBuilder {
         for (k, v) in &self.spec.build_args {
             let value = match v {
                 ArgValue::Literal(s) => s.clone(),
-                ArgValue::Target(t) => job.deps.get(t).with_context(|| format!("{t} is not a dependency of {}", job.id))?.1.artifact.clone(),
+                ArgValue::Target(t) => {
+                    let artifact = &job.deps.get(t).with_context(|| format!("{t} is not a dependency of {}", job.id))?.1.artifact;
+                    if artifact.starts_with("sha256:") {
+                        artifact.clone()
+                    } else {
+                        // Found in a registry rather than built here: fetch it to build on.
+                        registry::docker_pull(artifact)?
+                    }
+                }
                 ArgValue::External { reference, .. } => reference.clone(),
             };
             args.push((k.clone(), value));

@@ -13,6 +13,7 @@ use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execut
 use xtask_image::DockerEngine;
 
 use crate::project::{LAMBDA_BASE_ID, Project, lambda_image};
+use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
 #[derive(Debug, Args, Clone)]
@@ -32,6 +33,10 @@ pub struct BuildArgs {
     /// Stop at the first failure instead of building everything else that can be built
     #[arg(long)]
     pub fail_fast: bool,
+    /// Where images go and are looked up: `local` (the Docker engine only), `ecr`, or an
+    /// OCI registry `host[:port]` (default: XTASK_REGISTRY, then xtask.toml, then local)
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// Which targets a command builds.
@@ -40,14 +45,23 @@ pub enum Selection {
     AllLambdas,
     Lambdas(Vec<String>),
     Bootstrap,
+    LambdaPush,
     Services,
+    ServicePush(Vec<String>),
+}
+
+impl Selection {
+    /// Whether the command publishes what it built.
+    fn publishes(&self) -> bool {
+        matches!(self, Selection::Bootstrap | Selection::LambdaPush | Selection::ServicePush(_))
+    }
 }
 
 pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<ExitCode> {
     let engine = Arc::new(DockerEngine::new());
     let targets = project.targets(&engine)?;
     let selected: Vec<String> = match &selection {
-        Selection::AllLambdas | Selection::Bootstrap => {
+        Selection::AllLambdas | Selection::Bootstrap | Selection::LambdaPush => {
             let mut s = vec![LAMBDA_BASE_ID.to_owned()];
             s.extend(project.lambdas()?.iter().map(|n| lambda_image(n)));
             s
@@ -62,6 +76,15 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
             names.iter().map(|n| lambda_image(n)).collect()
         }
         Selection::Services => project.services()?.iter().map(|s| format!("tradai/{s}")).collect(),
+        Selection::ServicePush(names) => {
+            let known = project.services()?;
+            let names = if names.is_empty() { known.clone() } else { names.clone() };
+            let unknown: Vec<&str> = names.iter().filter(|n| !known.contains(n)).map(String::as_str).collect();
+            if !unknown.is_empty() {
+                bail!("unknown service {}; valid services: {}", unknown.join(", "), known.join(", "));
+            }
+            names.iter().map(|s| format!("tradai/{s}")).collect()
+        }
     };
     let order = closure(&targets, &selected)?;
     let progress = Progress::detect(false);
@@ -71,11 +94,19 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
     if let Some(why) = &state.discarded {
         progress.line(&format!("warning: {why}; every target will be rebuilt"));
     }
-    if matches!(selection, Selection::Bootstrap) {
-        progress.line(&format!("version {}", crate::commands::build::version(project)));
+    let registry = publish::choose(project, args.registry.as_deref())?;
+    let cache = match &registry {
+        RegistryChoice::Remote(r) => Some(RegistryCache::new(r.as_ref())),
+        RegistryChoice::Local => None,
+    };
+    let publishing = selection.publishes() && cache.is_some();
+    let version = if selection.publishes() { version(project) } else { String::new() };
+    if publishing {
+        progress.line(&format!("version {version}"));
     }
     let files = project.file_cache();
-    let plan = make_plan(&order, &state, &files, None)?;
+    let remote = cache.as_ref().map(|c| c as &dyn xtask_engine::RemoteCache);
+    let plan = make_plan(&order, &selected, &state, &files, remote)?;
     files.save()?;
 
     if args.explain {
@@ -89,6 +120,7 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
         }
     }
 
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let reports: Vec<TargetReport> = if args.dry_run {
         let r: Vec<TargetReport> = plan.items.iter().map(|i| i.dry_report()).collect();
         for t in &r {
@@ -96,25 +128,75 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
         }
         r
     } else {
-        let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         let r = execute(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress);
         progress.summary(&r);
         r
     };
 
+    let mut published = Vec::new();
+    let mut publish_failures = Vec::new();
+    if let (true, false, Some(cache)) = (publishing, args.dry_run, &cache) {
+        let (done, failed) = publish::publish(&plan, &reports, cache, &state, &store, &version, jobs);
+        for (id, note) in publish::notes(&done) {
+            progress.line(&format!("note: {id}: {note}"));
+        }
+        if !done.is_empty() {
+            progress.line(&publish::table(&done));
+        }
+        for (id, e) in &failed {
+            progress.line(&format!("failed to publish {id}: {e}"));
+        }
+        published = done;
+        publish_failures = failed;
+    } else if selection.publishes() && matches!(registry, RegistryChoice::Local) && !args.dry_run {
+        progress.line("registry is `local`: images stay in the local Docker engine (use --registry to publish)");
+    }
+
+    write_step_summary(&selection, &reports, &published)?;
+
     if args.json {
-        let out = serde_json::json!({ "targets": reports });
+        let mut out = serde_json::json!({ "targets": reports });
+        if publishing {
+            out["version"] = serde_json::json!(version);
+            out["published"] = serde_json::to_value(&published)?;
+        }
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &out)?;
         writeln!(stdout)?;
     }
     let failed: Vec<&TargetReport> = reports.iter().filter(|r| r.status == Status::Failed).collect();
-    if failed.is_empty() {
+    if failed.is_empty() && publish_failures.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
-    eprintln!("error: {} target(s) failed: {}", failed.len(), names.join(", "));
+    if !failed.is_empty() {
+        let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
+        eprintln!("error: {} target(s) failed: {}", failed.len(), names.join(", "));
+    }
+    if !publish_failures.is_empty() {
+        let names: Vec<&str> = publish_failures.iter().map(|(id, _)| id.as_str()).collect();
+        eprintln!("error: {} image(s) not published: {}", names.len(), names.join(", "));
+    }
     Ok(ExitCode::FAILURE)
+}
+
+/// Under GitHub Actions, appends the table of images built and skipped (and published)
+/// to the job's step summary.
+fn write_step_summary(selection: &Selection, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return Ok(()) };
+    let title = match selection {
+        Selection::Services | Selection::ServicePush(_) => "Service images",
+        _ => "Lambda images",
+    };
+    let mut text = xtask_engine::report::markdown_summary(title, reports);
+    if !published.is_empty() {
+        text.push_str("\n| image | published | digest | tags |\n|---|---|---|---|\n");
+        for p in published {
+            text.push_str(&format!("| `{}` | {} | `{}` | {} |\n", p.id, p.action, p.digest, p.tags.join(", ")));
+        }
+    }
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// The release version: the `v*` tag on HEAD, or `manual-YYYYMMDDHHMMSS` (UTC), as the

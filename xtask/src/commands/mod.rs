@@ -21,5 +21,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
         Command::LambdaBootstrap(args) => build::run(&Project::locate(root)?, build::Selection::Bootstrap, &args),
         Command::DockerBuild(args) => build::run(&Project::locate(root)?, build::Selection::Services, &args),
+        Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
+        Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
+        Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
     }
 }

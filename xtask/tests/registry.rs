@@ -1,0 +1,103 @@
+//! The registry as publish target and shared cache, against a real registry on loopback.
+
+mod support;
+
+use std::process::Command;
+
+use support::registry::TestRegistry;
+use support::*;
+
+fn remove_local_images(targets: &[(String, String, serde_json::Value)]) {
+    for (_, _, t) in targets {
+        if let Some(a) = t["artifact"].as_str().filter(|a| a.starts_with("sha256:")) {
+            let _ = Command::new("docker").args(["rmi", "--force", a]).output();
+        }
+    }
+}
+
+#[test]
+fn a_fresh_machine_builds_nothing_the_registry_holds() {
+    let reg = TestRegistry::start();
+    let f = Fixture::new(&["alpha", "beta", "gamma"]);
+
+    let first = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--json"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let version = v["version"].as_str().unwrap().to_owned();
+    assert!(version.starts_with("manual-") && version.len() == "manual-".len() + 14, "{version}");
+    let published = v["published"].as_array().unwrap();
+    assert_eq!(published.len(), 4, "lambda-base and three lambdas: {published:?}");
+    assert!(published.iter().all(|p| p["action"] == "pushed"));
+    let targets = parse_targets(&first.stdout);
+    for (id, _, t) in targets.iter().filter(|(_, _, t)| t["kind"] == "image") {
+        let tag = format!("inputs-{}", &t["input_hash"].as_str().unwrap()[..32]);
+        let d = reg.digest(id, &tag).unwrap_or_else(|| panic!("{id}:{tag} not in registry"));
+        assert_eq!(reg.digest(id, &version).as_deref(), Some(d.as_str()));
+        assert_eq!(reg.digest(id, "latest").as_deref(), Some(d.as_str()));
+    }
+    let state = std::fs::read_to_string(f.path().join("target/xtask/state.json")).unwrap();
+    assert!(state.contains(&reg.host), "push digests are recorded");
+
+    // A fresh clone: no state, none of the built images in the engine.
+    remove_local_images(&targets);
+    let clone = tempfile::tempdir().unwrap();
+    assert!(Command::new("cp").arg("-r").arg(format!("{}/.", f.path().display())).arg(clone.path()).status().unwrap().success());
+    std::fs::remove_dir_all(clone.path().join("target")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // a new manual-<seconds> version
+    let second = xtask_in(clone.path(), &["lambda-bootstrap", "--registry", &reg.host, "--json"], &[]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let t2 = parse_targets(&second.stdout);
+    assert!(with_status(&t2, "built").is_empty(), "nothing is built: {t2:?}");
+    for (id, status, t) in &t2 {
+        assert_eq!(status, "skipped", "{id}");
+        if t["kind"] == "image" {
+            assert_eq!(t["reason"], format!("found in registry {}", reg.host), "{id}");
+        }
+    }
+    let v2: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    let version2 = v2["version"].as_str().unwrap();
+    assert_ne!(version2, version);
+    assert!(v2["published"].as_array().unwrap().iter().all(|p| p["action"] == "tagged"), "no layer is pushed again: {}", v2["published"]);
+    for (id, _, _) in t2.iter().filter(|(_, _, t)| t["kind"] == "image") {
+        assert!(reg.digest(id, version2).is_some(), "{id} has the new version tag");
+    }
+
+    // Deleting one image from the registry: exactly that target is rebuilt and pushed.
+    let beta = t2.iter().find(|(id, _, _)| id == "tradai/lambda-beta").unwrap();
+    let beta_tag = format!("inputs-{}", &beta.2["input_hash"].as_str().unwrap()[..32]);
+    let beta_digest = reg.digest("tradai/lambda-beta", &beta_tag).unwrap();
+    reg.delete("tradai/lambda-beta", &beta_digest);
+    let third = xtask_in(clone.path(), &["lambda-bootstrap", "--registry", &reg.host, "--json"], &[]);
+    assert!(third.status.success(), "{}", stderr(&third));
+    let t3 = parse_targets(&third.stdout);
+    assert_eq!(with_status(&t3, "built"), ["tradai/lambda-beta"], "{t3:?}");
+    let v3: serde_json::Value = serde_json::from_slice(&third.stdout).unwrap();
+    let pushed: Vec<&str> = v3["published"].as_array().unwrap().iter().filter(|p| p["action"] == "pushed").map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(pushed, ["tradai/lambda-beta"]);
+    assert!(reg.digest("tradai/lambda-beta", &beta_tag).is_some());
+
+    // A recorded push that the registry lost (lifecycle policy) is noticed and pushed again
+    // from the local image, without a rebuild.
+    let d = reg.digest("tradai/lambda-beta", &beta_tag).unwrap();
+    reg.delete("tradai/lambda-beta", &d);
+    let fourth = xtask_in(clone.path(), &["lambda-push-all", "--registry", &reg.host, "--json"], &[]);
+    assert!(fourth.status.success(), "{}", stderr(&fourth));
+    let t4 = parse_targets(&fourth.stdout);
+    assert!(with_status(&t4, "built").is_empty(), "{t4:?}");
+    let err = stderr(&fourth);
+    assert!(err.contains("registry no longer holds"), "{err}");
+    assert!(reg.digest("tradai/lambda-beta", &beta_tag).is_some());
+}
+
+#[test]
+fn an_unreachable_registry_is_a_clear_error() {
+    let f = Fixture::new(&["alpha"]);
+    let out = f.xtask(&["lambda-bootstrap", "--registry", "127.0.0.1:9"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("registry 127.0.0.1:9") && err.contains("check that the registry is running"), "{err}");
+    assert!(!err.contains("panicked"));
+    assert!(!f.path().join("target/xtask/state.json").exists(), "nothing recorded");
+    let out = f.xtask(&["lambda-bootstrap", "--registry", "https://nope/x"]);
+    assert!(stderr(&out).contains("use `local`, `ecr` or a host[:port]"), "{}", stderr(&out));
+}

@@ -1,0 +1,70 @@
+//! A real OCI registry on loopback for tests: Debian's `docker-registry` (the CNCF
+//! distribution registry), on a free port, with deletes enabled, stopped on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestRegistry {
+    child: Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestRegistry {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
+            "docker-registry is not installed: apt-get install docker-registry (.ci/run does this)",
+        );
+        let child = Command::new(bin).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry starts");
+        let host = format!("127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&host).is_err() {
+            assert!(Instant::now() < deadline, "registry did not start on {host}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TestRegistry { child, host, _dir: dir }
+    }
+
+    /// The digest the registry holds for `repo:tag`, if any.
+    pub fn digest(&self, repo: &str, tag: &str) -> Option<String> {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-H"])
+            .arg("Accept: application/vnd.docker.distribution.manifest.v2+json")
+            .arg(format!("http://{}/v2/{repo}/manifests/{tag}", self.host))
+            .output()
+            .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_string();
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        head.lines().find_map(|l| l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")).map(|d| d.trim().to_owned()))
+    }
+
+    pub fn delete(&self, repo: &str, digest: &str) {
+        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"]).arg(format!("http://{}/v2/{repo}/manifests/{digest}", self.host)).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "202", "delete {repo}@{digest}");
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
