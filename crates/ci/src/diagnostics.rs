@@ -1,0 +1,278 @@
+//! Problems reported by the Python tools, parsed into file, line and message so that a
+//! failure names its file and GitHub can annotate it.
+//!
+//! Each parser reads the format the CI commands ask the tool for: ruff's `concise`
+//! output, `ruff format --check`, mypy without `pretty`, bandit's custom template, pytest's
+//! JUnit XML in the `xunit1` family (which carries `file` and `line`), and coverage.py's
+//! JSON report.
+
+use std::sync::OnceLock;
+
+use regex_lite::Regex;
+use serde::Serialize;
+
+/// One problem, with its location when the tool gave one. Paths are relative to the
+/// repository root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub col: Option<u32>,
+    /// The tool and rule (`ruff F401`, `mypy [assignment]`).
+    pub title: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(title: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostic { file: None, line: None, col: None, title: title.into(), message: message.into() }
+    }
+
+    pub fn at(mut self, file: impl Into<String>, line: Option<u32>, col: Option<u32>) -> Self {
+        self.file = Some(file.into());
+        self.line = line;
+        self.col = col;
+        self
+    }
+
+    /// `file:line:col: title: message`, for terminals and error messages.
+    pub fn display(&self) -> String {
+        let mut s = String::new();
+        if let Some(f) = &self.file {
+            s.push_str(f);
+            if let Some(l) = self.line {
+                s.push_str(&format!(":{l}"));
+                if let Some(c) = self.col {
+                    s.push_str(&format!(":{c}"));
+                }
+            }
+            s.push_str(": ");
+        }
+        if !self.title.is_empty() {
+            s.push_str(&self.title);
+            s.push_str(": ");
+        }
+        s.push_str(&self.message);
+        s
+    }
+}
+
+fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
+    cell.get_or_init(|| Regex::new(pattern).expect("the pattern is valid"))
+}
+
+/// `ruff check --output-format=concise`: `path:line:col: CODE [*] message`.
+pub fn ruff_check(output: &str) -> Vec<Diagnostic> {
+    static LINE: OnceLock<Regex> = OnceLock::new();
+    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (?:([A-Z]+[0-9]+|SyntaxError:?|invalid-syntax:?) )?(?:\[\*\] )?(.*)$");
+    output
+        .lines()
+        .filter_map(|l| {
+            let c = line_re.captures(l.trim_end())?;
+            let code = c.get(4).map(|m| m.as_str().trim_end_matches(':')).unwrap_or("error");
+            Some(Diagnostic::new(format!("ruff {code}"), c[5].to_owned()).at(&c[1], c[2].parse().ok(), c[3].parse().ok()))
+        })
+        .collect()
+}
+
+/// `ruff format --check`: `Would reformat: path` (older releases) or an `unformatted:`
+/// block pointing at ` --> path:line:col` (newer ones).
+pub fn ruff_format(output: &str) -> Vec<Diagnostic> {
+    static ARROW: OnceLock<Regex> = OnceLock::new();
+    let arrow = re(&ARROW, r"^\s*--> (.+?):(\d+):(\d+)$");
+    let mut out = Vec::new();
+    for l in output.lines() {
+        if let Some(path) = l.strip_prefix("Would reformat: ") {
+            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(path.trim(), None, None));
+        } else if let Some(c) = arrow.captures(l.trim_end()) {
+            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+        } else if let Some(rest) = l.strip_prefix("error: Failed to parse ") {
+            out.extend(ruff_check(rest).into_iter().map(|d| Diagnostic { title: "ruff format".into(), ..d }));
+        }
+    }
+    out
+}
+
+/// mypy with `--no-pretty --show-column-numbers`: `path:line[:col]: error: message  [code]`.
+pub fn mypy(output: &str) -> Vec<Diagnostic> {
+    static LINE: OnceLock<Regex> = OnceLock::new();
+    let line_re = re(&LINE, r"^(.+?\.pyi?):(?:(\d+):(?:(\d+):)?)? error: (.*?)(?:  \[([a-z0-9-]+)\])?$");
+    output
+        .lines()
+        .filter_map(|l| {
+            let c = line_re.captures(l.trim_end())?;
+            let title = match c.get(5) {
+                Some(code) => format!("mypy [{}]", code.as_str()),
+                None => "mypy".to_owned(),
+            };
+            Some(Diagnostic::new(title, c[4].to_owned()).at(&c[1], c.get(2).and_then(|m| m.as_str().parse().ok()), c.get(3).and_then(|m| m.as_str().parse().ok())))
+        })
+        .collect()
+}
+
+/// The bandit template the security job asks for.
+pub const BANDIT_TEMPLATE: &str = "{relpath}:{line}:{col}: {test_id} [{severity}/{confidence}] {msg}";
+
+/// bandit with `-f custom --msg-template` [`BANDIT_TEMPLATE`].
+pub fn bandit(output: &str) -> Vec<Diagnostic> {
+    static LINE: OnceLock<Regex> = OnceLock::new();
+    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (B\d+) (\[[A-Z]+/[A-Z]+\]) (.*)$");
+    output
+        .lines()
+        .filter_map(|l| {
+            let c = line_re.captures(l.trim_end())?;
+            let file = c[1].trim_start_matches("./");
+            let col: Option<u32> = c[3].parse().ok();
+            Some(Diagnostic::new(format!("bandit {} {}", &c[4], &c[5]), c[6].to_owned()).at(file, c[2].parse().ok(), col.map(|x| x + 1)))
+        })
+        .collect()
+}
+
+/// The failed and erroring tests of a pytest JUnit XML report (`-o junit_family=xunit1`).
+///
+/// The line is where the failure was raised when that is in the test's own file,
+/// otherwise the test function's line.
+pub fn pytest_junit(xml: &str) -> Vec<Diagnostic> {
+    static CASE: OnceLock<Regex> = OnceLock::new();
+    static ATTR: OnceLock<Regex> = OnceLock::new();
+    static PROBLEM: OnceLock<Regex> = OnceLock::new();
+    static TRACE: OnceLock<Regex> = OnceLock::new();
+    static FILE_LINE: OnceLock<Regex> = OnceLock::new();
+    let case = re(&CASE, r"(?s)<testcase\b([^>]*?)(?:/>|>(.*?)</testcase>)");
+    let attr = re(&ATTR, r#"([a-z_]+)="([^"]*)""#);
+    let problem = re(&PROBLEM, r#"(?s)<(failure|error)\b([^>]*?)(?:/>|>(.*?)</(?:failure|error)>)"#);
+    let trace = re(&TRACE, r"(?m)^([^\s:]+\.py):(\d+): ");
+    let file_line = re(&FILE_LINE, r#"File "([^"]+\.py)", line (\d+)"#);
+    let mut out = Vec::new();
+    for c in case.captures_iter(xml) {
+        let Some(body) = c.get(2) else { continue };
+        let Some(p) = problem.captures(body.as_str()) else { continue };
+        let get = |text: &str, key: &str| attr.captures_iter(text).find(|a| &a[1] == key).map(|a| unescape(&a[2]));
+        let attrs = &c[1];
+        let name = get(attrs, "name").unwrap_or_default();
+        let classname = get(attrs, "classname").unwrap_or_default();
+        let message = get(&p[2], "message").unwrap_or_else(|| p[1].to_owned());
+        let message = message.lines().next().unwrap_or_default().to_owned();
+        let text = p.get(3).map(|m| unescape(m.as_str())).unwrap_or_default();
+        let test = if classname.is_empty() { name.clone() } else { format!("{classname}::{name}") };
+        let mut d = Diagnostic::new(format!("pytest {}", if &p[1] == "error" { "error" } else { "failure" }), format!("{test}: {message}"));
+        match get(attrs, "file") {
+            Some(file) => {
+                let raised = trace.captures_iter(&text).filter(|t| t[1] == file).last().and_then(|t| t[2].parse().ok());
+                let def_line = get(attrs, "line").and_then(|l| l.parse::<u32>().ok()).map(|l| l + 1);
+                d = d.at(file, raised.or(def_line), None);
+            }
+            None => {
+                // A collection error: the location is in the traceback.
+                if let Some(t) = file_line.captures_iter(&text).last() {
+                    d = d.at(&t[1], t[2].parse().ok(), None);
+                } else if let Some(t) = trace.captures_iter(&text).last() {
+                    d = d.at(&t[1], t[2].parse().ok(), None);
+                }
+            }
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// The total line coverage in coverage.py's JSON report.
+pub fn coverage_percent(json: &str) -> Option<f64> {
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    value.get("totals")?.get("percent_covered")?.as_f64()
+}
+
+fn unescape(text: &str) -> String {
+    static ENTITY: OnceLock<Regex> = OnceLock::new();
+    let entity = re(&ENTITY, r"&(#x?[0-9a-fA-F]+|lt|gt|amp|quot|apos);");
+    entity
+        .replace_all(text, |c: &regex_lite::Captures<'_>| match &c[1] {
+            "lt" => "<".to_owned(),
+            "gt" => ">".to_owned(),
+            "amp" => "&".to_owned(),
+            "quot" => "\"".to_owned(),
+            "apos" => "'".to_owned(),
+            num => {
+                let code = match num.strip_prefix("#x") {
+                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                    None => num[1..].parse().ok(),
+                };
+                code.and_then(char::from_u32).map(String::from).unwrap_or_default()
+            }
+        })
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruff_concise_lines() {
+        let out = "libs/a/src/x.py:1:8: F401 [*] `os` imported but unused\nlibs/a/src/y.py:3:1: SyntaxError: Expected an expression\nFound 2 errors.\n[*] 1 fixable with `--fix`.\n";
+        let d = ruff_check(out);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0], Diagnostic::new("ruff F401", "`os` imported but unused").at("libs/a/src/x.py", Some(1), Some(8)));
+        assert_eq!(d[1].title, "ruff SyntaxError");
+        assert_eq!(d[1].file.as_deref(), Some("libs/a/src/y.py"));
+    }
+
+    #[test]
+    fn ruff_format_both_styles() {
+        let new = "unformatted: File would be reformatted\n --> libs/a/src/x.py:2:1\n  |\n1 file would be reformatted\n";
+        let old = "Would reformat: libs/a/src/y.py\n1 file would be reformatted\n";
+        assert_eq!(ruff_format(new)[0].display(), "libs/a/src/x.py:2:1: ruff format: file is not formatted; run `uv run ruff format`");
+        assert_eq!(ruff_format(old)[0].file.as_deref(), Some("libs/a/src/y.py"));
+    }
+
+    #[test]
+    fn mypy_lines_with_and_without_columns() {
+        let out = "libs/a/src/x.py:2:10: error: Incompatible types in assignment (expression has type \"str\", variable has type \"int\")  [assignment]\nlibs/a/src/x.py:6: error: Missing return  [return]\nlibs/a/src/x.py:7: note: See docs\nlibs/a/src/z.py: error: Duplicate module named \"z\"\nFound 2 errors in 1 file (checked 3 source files)\n";
+        let d = mypy(out);
+        assert_eq!(d.len(), 3);
+        assert_eq!(d[0].title, "mypy [assignment]");
+        assert_eq!((d[0].line, d[0].col), (Some(2), Some(10)));
+        assert_eq!((d[1].line, d[1].col), (Some(6), None));
+        assert_eq!(d[2].line, None);
+        assert_eq!(d[2].file.as_deref(), Some("libs/a/src/z.py"));
+    }
+
+    #[test]
+    fn bandit_template_lines() {
+        let d = bandit("libs/a/src/x.py:4:0: B105 [LOW/MEDIUM] Possible hardcoded password: 'x'\n");
+        assert_eq!(d, vec![Diagnostic::new("bandit B105 [LOW/MEDIUM]", "Possible hardcoded password: 'x'").at("libs/a/src/x.py", Some(4), Some(1))]);
+    }
+
+    #[test]
+    fn junit_failures_point_at_the_raising_line() {
+        let xml = r#"<testsuites><testsuite><testcase classname="pkg.tests.test_a" name="test_ok" file="pkg/tests/test_a.py" line="0" time="0.001" /><testcase classname="pkg.tests.test_a" name="test_bad" file="pkg/tests/test_a.py" line="4" time="0.001"><failure message="AssertionError: nope&#10;assert 1 == 2">def test_bad():
+&gt;       assert 1 == 2, "nope"
+
+pkg/tests/test_a.py:6: AssertionError</failure></testcase><testcase classname="pkg.tests.test_a.TestC" name="test_m" file="pkg/tests/test_a.py" line="8"><error message="failed on setup with &quot;x&quot;">lib/x.py:3: ValueError</error></testcase></testsuite></testsuites>"#;
+        let d = pytest_junit(xml);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].file.as_deref(), Some("pkg/tests/test_a.py"));
+        assert_eq!(d[0].line, Some(6));
+        assert_eq!(d[0].message, "pkg.tests.test_a::test_bad: AssertionError: nope");
+        assert_eq!(d[1].title, "pytest error");
+        assert_eq!(d[1].line, Some(9), "falls back to the test's own line");
+        assert!(d[1].message.contains("\"x\""));
+    }
+
+    #[test]
+    fn junit_collection_errors_use_the_traceback() {
+        let xml = r#"<testcase classname="" name="pkg.tests.test_b" time="0"><error message="collection failure">E     File "pkg/tests/test_b.py", line 3
+E       def (:
+E           ^
+E   SyntaxError: invalid syntax</error></testcase>"#;
+        let d = pytest_junit(xml);
+        assert_eq!(d.len(), 1);
+        assert_eq!((d[0].file.as_deref(), d[0].line), (Some("pkg/tests/test_b.py"), Some(3)));
+    }
+
+    #[test]
+    fn coverage_total() {
+        assert_eq!(coverage_percent(r#"{"totals": {"percent_covered": 91.5}}"#), Some(91.5));
+        assert_eq!(coverage_percent("{}"), None);
+    }
+}
