@@ -16,7 +16,9 @@ import pytest
 
 from tradai_infra_shared.testing.mocks import TradaiMocks
 
-pulumi.runtime.set_mocks(TradaiMocks({"organization/tradai-persistent/dev": {}}), project="tradai-tests", stack="dev", preview=False)
+pulumi.runtime.set_mocks(
+    TradaiMocks({"organization/tradai-persistent/dev": {}}), project="tradai-tests", stack="dev", preview=False
+)
 
 STACKS = ("persistent", "foundation", "compute", "edge")
 ENVS = ("dev", "staging", "prod")

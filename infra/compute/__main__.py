@@ -63,21 +63,28 @@ up = Upstream(
     rds_port=foundation.get_output("rds_port"),
     rds_db_name=foundation.get_output("rds_db_name"),
     rds_secret_arn=foundation.get_output("rds_secret_arn"),
-    queue_urls={"backtest": foundation.get_output("backtest_queue_url"),
-                "status": foundation.get_output("status_queue_url"),
-                "dlq": foundation.get_output("backtest_dlq_url")},
-    queue_arns={"backtest": foundation.get_output("backtest_queue_arn"),
-                "status": foundation.get_output("status_queue_arn"),
-                "dlq": foundation.get_output("backtest_dlq_arn")},
-    topic_arns={"alerts": foundation.get_output("alerts_topic_arn"),
-                "registration": foundation.get_output("registration_topic_arn")},
+    queue_urls={
+        "backtest": foundation.get_output("backtest_queue_url"),
+        "status": foundation.get_output("status_queue_url"),
+        "dlq": foundation.get_output("backtest_dlq_url"),
+    },
+    queue_arns={
+        "backtest": foundation.get_output("backtest_queue_arn"),
+        "status": foundation.get_output("status_queue_arn"),
+        "dlq": foundation.get_output("backtest_dlq_arn"),
+    },
+    topic_arns={
+        "alerts": foundation.get_output("alerts_topic_arn"),
+        "registration": foundation.get_output("registration_topic_arn"),
+    },
 )
 
 # Services follow `cargo xtask service-push` + `ecs-force-deploy`/`asg-refresh`, which move
 # the mutable :latest tag; pin_service_images pins them to manifest digests instead.
 pin_services = config.get_bool("pin_service_images") or False
-service_digests = require_digests(manifest, [get_ecr_repo_name(s) for s in SERVICES], manifest_file) \
-    if pin_services else {}
+service_digests = (
+    require_digests(manifest, [get_ecr_repo_name(s) for s in SERVICES], manifest_file) if pin_services else {}
+)
 
 
 def service_image(service: str) -> pulumi.Output[str]:
@@ -92,11 +99,23 @@ sfn_arn = state_machine_arn(up.account_id)
 roles = Roles(up, sfn_arn)
 alb = Alb(up.vpc_id, up.public_subnet_ids, up.alb_sg_id, config.get("certificate_arn"))
 cluster = EcsCluster()
-workloads = EcsWorkloads(up, cluster, roles, images, alb.target_groups, alb.listener,
-                         trading_desired_count=config.get_int("trading_desired_count") or 0)
+workloads = EcsWorkloads(
+    up,
+    cluster,
+    roles,
+    images,
+    alb.target_groups,
+    alb.listener,
+    trading_desired_count=config.get_int("trading_desired_count") or 0,
+)
 consolidated = ConsolidatedEc2(up, roles, images, alb.target_groups) if settings.consolidated_ec2 else None
-schedules = {key: config.get(key) for spec in LAMBDA_SETTINGS.values()
-             if (spec.get("trigger") or ("",))[0] == "schedule" for key in [spec["trigger"][1]] if config.get(key)}
+schedules = {
+    key: config.get(key)
+    for spec in LAMBDA_SETTINGS.values()
+    if (spec.get("trigger") or ("",))[0] == "schedule"
+    for key in [spec["trigger"][1]]
+    if config.get(key)
+}
 lambdas = LambdaFunctions(up, roles, lambda_digests, workloads, schedules)
 workflow = BacktestStateMachine(lambdas.functions)
 nat_routes = UpdateNatRoutes(up)

@@ -57,9 +57,16 @@ class Alb:
                 tags=get_tags(service),
             )
 
-        not_found = [{"type": "fixed-response",
-                      "fixed_response": {"content_type": "application/json",
-                                         "message_body": '{"detail": "Not Found"}', "status_code": "404"}}]
+        not_found = [
+            {
+                "type": "fixed-response",
+                "fixed_response": {
+                    "content_type": "application/json",
+                    "message_body": '{"detail": "Not Found"}',
+                    "status_code": "404",
+                },
+            }
+        ]
         if certificate_arn:
             self.listener = aws.lb.Listener(
                 "https-listener",
@@ -75,8 +82,9 @@ class Alb:
                 load_balancer_arn=self.load_balancer.arn,
                 port=80,
                 protocol="HTTP",
-                default_actions=[{"type": "redirect",
-                                  "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}],
+                default_actions=[
+                    {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
+                ],
             )
         else:
             self.listener = aws.lb.Listener(
@@ -90,18 +98,22 @@ class Alb:
         self.rules: list[aws.lb.ListenerRule] = []
         for priority, (service, spec) in enumerate(SERVICES.items(), start=1):
             prefix = spec["path"]
-            self.rules.append(aws.lb.ListenerRule(
-                f"{service}-rule",
-                listener_arn=self.listener.arn,
-                priority=priority * 10,
-                conditions=[{"path_pattern": {"values": [prefix, f"{prefix}/*"]}}],
-                actions=[{"type": "forward", "target_group_arn": self.target_groups[service].arn}],
-                transforms=[{
-                    "type": "url-rewrite",
-                    "url_rewrite_config": {"rewrite": {"regex": f"^{prefix}/?(.*)$", "replace": "/$1"}},
-                }],
-                tags=get_tags(service),
-            ))
+            self.rules.append(
+                aws.lb.ListenerRule(
+                    f"{service}-rule",
+                    listener_arn=self.listener.arn,
+                    priority=priority * 10,
+                    conditions=[{"path_pattern": {"values": [prefix, f"{prefix}/*"]}}],
+                    actions=[{"type": "forward", "target_group_arn": self.target_groups[service].arn}],
+                    transforms=[
+                        {
+                            "type": "url-rewrite",
+                            "url_rewrite_config": {"rewrite": {"regex": f"^{prefix}/?(.*)$", "replace": "/$1"}},
+                        }
+                    ],
+                    tags=get_tags(service),
+                )
+            )
 
     @property
     def target_group_arn_suffixes(self) -> pulumi.Output[dict[str, str]]:

@@ -64,8 +64,10 @@ def compose_file(images: dict[str, str], environments: dict[str, dict[str, str]]
             "restart": "unless-stopped",
             "ports": [f"{spec['port']}:{spec['port']}"],
             "environment": environments[service],
-            "logging": {"driver": "awslogs", "options": {
-                "awslogs-region": AWS_REGION, "awslogs-group": log_group, "tag": spec["service_name"]}},
+            "logging": {
+                "driver": "awslogs",
+                "options": {"awslogs-region": AWS_REGION, "awslogs-group": log_group, "tag": spec["service_name"]},
+            },
         }
         if spec.get("database"):
             definition["env_file"] = ["mlflow.env"]
@@ -75,8 +77,13 @@ def compose_file(images: dict[str, str], environments: dict[str, dict[str, str]]
 
 
 class ConsolidatedEc2:
-    def __init__(self, up: Upstream, roles: Roles, images: dict[str, pulumi.Output[str]],
-                 target_groups: dict[str, aws.lb.TargetGroup]) -> None:
+    def __init__(
+        self,
+        up: Upstream,
+        roles: Roles,
+        images: dict[str, pulumi.Output[str]],
+        target_groups: dict[str, aws.lb.TargetGroup],
+    ) -> None:
         settings = get_env_settings()
         self.log_group = aws.cloudwatch.LogGroup(
             "consolidated-logs",
@@ -94,19 +101,27 @@ class ConsolidatedEc2:
         self.discovery_service = aws.servicediscovery.Service(
             "consolidated-discovery",
             name="consolidated",
-            dns_config={"namespace_id": self.namespace.id, "routing_policy": "MULTIVALUE",
-                        "dns_records": [{"ttl": 10, "type": "A"}]},
+            dns_config={
+                "namespace_id": self.namespace.id,
+                "routing_policy": "MULTIVALUE",
+                "dns_records": [{"ttl": 10, "type": "A"}],
+            },
             health_check_custom_config={},
             tags=get_tags("consolidated"),
         )
-        profile = roles.consolidated([SERVICES[s] for s in SERVICES], self.log_group.arn,
-                                     self.discovery_service.arn)
+        profile = roles.consolidated([SERVICES[s] for s in SERVICES], self.log_group.arn, self.discovery_service.arn)
 
         environments = {}
         for service, spec in SERVICES.items():
             env = {**up.environment_for(spec), "TRADAI_SERVICE": spec["service_name"]}
             if spec.get("database"):
-                env.update({"DB_HOST": up.rds_address, "DB_PORT": up.rds_port.apply(lambda p: str(int(p))), "DB_NAME": up.rds_db_name})
+                env.update(
+                    {
+                        "DB_HOST": up.rds_address,
+                        "DB_PORT": up.rds_port.apply(lambda p: str(int(p))),
+                        "DB_NAME": up.rds_db_name,
+                    }
+                )
             environments[service] = pulumi.Output.all(**env)
         user_data = pulumi.Output.all(
             images=pulumi.Output.all(**{s: images[s] for s in SERVICES}),
@@ -114,14 +129,18 @@ class ConsolidatedEc2:
             log_group=self.log_group.name,
             secret_arn=up.rds_secret_arn,
             discovery_service_id=self.discovery_service.id,
-        ).apply(lambda a: base64.b64encode(USER_DATA.format(
-            compose_dir=COMPOSE_DIR,
-            compose=compose_file(a["images"], a["environments"], a["log_group"]),
-            region=AWS_REGION,
-            secret_arn=a["secret_arn"],
-            registry=a["images"]["backend"].split("/", 1)[0],
-            discovery_service_id=a["discovery_service_id"],
-        ).encode()).decode())
+        ).apply(
+            lambda a: base64.b64encode(
+                USER_DATA.format(
+                    compose_dir=COMPOSE_DIR,
+                    compose=compose_file(a["images"], a["environments"], a["log_group"]),
+                    region=AWS_REGION,
+                    secret_arn=a["secret_arn"],
+                    registry=a["images"]["backend"].split("/", 1)[0],
+                    discovery_service_id=a["discovery_service_id"],
+                ).encode()
+            ).decode()
+        )
 
         name = get_resource_name("consolidated")
         tags = get_tags("consolidated") | {"Name": name}
@@ -134,11 +153,11 @@ class ConsolidatedEc2:
             vpc_security_group_ids=[up.ecs_sg_id],
             # Hop limit 2 lets containers reach the instance role through IMDSv2.
             metadata_options={"http_tokens": "required", "http_endpoint": "enabled", "http_put_response_hop_limit": 2},
-            block_device_mappings=[{"device_name": "/dev/xvda",
-                                    "ebs": {"volume_size": 30, "volume_type": "gp3", "encrypted": "true"}}],
+            block_device_mappings=[
+                {"device_name": "/dev/xvda", "ebs": {"volume_size": 30, "volume_type": "gp3", "encrypted": "true"}}
+            ],
             user_data=user_data,
-            tag_specifications=[{"resource_type": "instance", "tags": tags},
-                                {"resource_type": "volume", "tags": tags}],
+            tag_specifications=[{"resource_type": "instance", "tags": tags}, {"resource_type": "volume", "tags": tags}],
             update_default_version=True,
             tags=tags,
         )

@@ -12,8 +12,10 @@ def capacity_strategy(spot: bool, keep_on_demand_base: bool = False) -> list[dic
     if not spot:
         return [{"capacity_provider": "FARGATE", "weight": 1, "base": 1}]
     if keep_on_demand_base:
-        return [{"capacity_provider": "FARGATE", "weight": 0, "base": 1},
-                {"capacity_provider": "FARGATE_SPOT", "weight": 1}]
+        return [
+            {"capacity_provider": "FARGATE", "weight": 0, "base": 1},
+            {"capacity_provider": "FARGATE_SPOT", "weight": 1},
+        ]
     return [{"capacity_provider": "FARGATE_SPOT", "weight": 1}]
 
 
@@ -24,8 +26,7 @@ class EcsCluster:
         self.cluster = aws.ecs.Cluster(
             "cluster",
             name=self.name,
-            settings=[{"name": "containerInsights",
-                       "value": "enabled" if settings.container_insights else "disabled"}],
+            settings=[{"name": "containerInsights", "value": "enabled" if settings.container_insights else "disabled"}],
             tags=get_tags("ecs"),
         )
         self.capacity_providers = aws.ecs.ClusterCapacityProviders(

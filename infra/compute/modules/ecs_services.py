@@ -35,7 +35,7 @@ MLFLOW_COMMAND = (
     'export MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:'
     '$(python3 -c \'import os, urllib.parse; print(urllib.parse.quote(os.environ["DB_PASSWORD"], safe=""))\')'
     '@${DB_HOST}:${DB_PORT}/${DB_NAME}" && '
-    'exec mlflow server --host 0.0.0.0 --port 5000 --serve-artifacts '
+    "exec mlflow server --host 0.0.0.0 --port 5000 --serve-artifacts "
     '--artifacts-destination "s3://${MLFLOW_BUCKET}/artifacts"'
 )
 
@@ -80,35 +80,68 @@ class EcsWorkloads:
                 if spec.get("database"):
                     env, secrets = mlflow_environment(up)
                     command = ["sh", "-c", MLFLOW_COMMAND]
-                task = self._task_definition(service, spec["service_name"], spec, service,
-                                             port=spec["port"], env=env, secrets=secrets, command=command)
+                task = self._task_definition(
+                    service,
+                    spec["service_name"],
+                    spec,
+                    service,
+                    port=spec["port"],
+                    env=env,
+                    secrets=secrets,
+                    command=command,
+                )
                 self._service(
-                    service, spec["service_name"], task,
+                    service,
+                    spec["service_name"],
+                    task,
                     desired_count=settings.service_desired_count,
                     # Prod keeps one on-demand task per service and adds Spot capacity above it.
                     strategy=capacity_strategy(settings.use_fargate_spot, keep_on_demand_base=True),
-                    load_balancer={"target_group_arn": target_groups[service].arn,
-                                   "container_name": service, "container_port": spec["port"]},
+                    load_balancer={
+                        "target_group_arn": target_groups[service].arn,
+                        "container_name": service,
+                        "container_port": spec["port"],
+                    },
                     depends_on=[listener],
                 )
 
         for name, spec in TRADING_SERVICES.items():
             spot = settings.live_trading_on_spot if name == "live-trading" else settings.use_fargate_spot
-            task = self._task_definition(name, name, spec, spec["image"],
-                                         env={"TRADING_MODE": spec["mode"], "ECS_CLUSTER": cluster.name})
-            self._service(name, name, task, desired_count=trading_desired_count,
-                          strategy=capacity_strategy(spot), ignore_desired_count=True)
+            task = self._task_definition(
+                name, name, spec, spec["image"], env={"TRADING_MODE": spec["mode"], "ECS_CLUSTER": cluster.name}
+            )
+            self._service(
+                name,
+                name,
+                task,
+                desired_count=trading_desired_count,
+                strategy=capacity_strategy(spot),
+                ignore_desired_count=True,
+            )
 
         self.backtest_task = self._task_definition(
-            "backtest", "backtest", BACKTEST_TASK, BACKTEST_TASK["image"], container_name="backtest",
+            "backtest",
+            "backtest",
+            BACKTEST_TASK,
+            BACKTEST_TASK["image"],
+            container_name="backtest",
             env={"TRADAI_MODE": "backtest"},
         )
         self.backtest_family = get_resource_name("backtest")
 
-    def _task_definition(self, key: str, family_name: str, spec: dict[str, Any], image_key: str, *,
-                         port: int | None = None, env: dict[str, pulumi.Input[str]] | None = None,
-                         secrets: list[dict[str, Any]] | None = None, command: list[str] | None = None,
-                         container_name: str | None = None) -> aws.ecs.TaskDefinition:
+    def _task_definition(
+        self,
+        key: str,
+        family_name: str,
+        spec: dict[str, Any],
+        image_key: str,
+        *,
+        port: int | None = None,
+        env: dict[str, pulumi.Input[str]] | None = None,
+        secrets: list[dict[str, Any]] | None = None,
+        command: list[str] | None = None,
+        container_name: str | None = None,
+    ) -> aws.ecs.TaskDefinition:
         logs = log_group(family_name)
         role = self.roles.task_role(key, spec)
         environment = {**self.up.environment_for(spec), "TRADAI_SERVICE": family_name, **(env or {})}
@@ -119,8 +152,10 @@ class EcsWorkloads:
             "environment": [{"name": k, "value": v} for k, v in sorted(environment.items())],
             "secrets": secrets or [],
             "readonlyRootFilesystem": False,
-            "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": logs.name, "awslogs-region": AWS_REGION, "awslogs-stream-prefix": key}},
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {"awslogs-group": logs.name, "awslogs-region": AWS_REGION, "awslogs-stream-prefix": key},
+            },
         }
         if port:
             container["portMappings"] = [{"containerPort": port, "protocol": "tcp"}]
@@ -140,9 +175,18 @@ class EcsWorkloads:
             tags=get_tags(key),
         )
 
-    def _service(self, key: str, service_name: str, task: aws.ecs.TaskDefinition, *, desired_count: int,
-                 strategy: list[dict], load_balancer: dict | None = None, depends_on: list | None = None,
-                 ignore_desired_count: bool = False) -> None:
+    def _service(
+        self,
+        key: str,
+        service_name: str,
+        task: aws.ecs.TaskDefinition,
+        *,
+        desired_count: int,
+        strategy: list[dict],
+        load_balancer: dict | None = None,
+        depends_on: list | None = None,
+        ignore_desired_count: bool = False,
+    ) -> None:
         name = get_ecs_service_name(key)
         self.services[key] = aws.ecs.Service(
             f"{key}-service",
@@ -151,8 +195,11 @@ class EcsWorkloads:
             task_definition=task.arn,
             desired_count=desired_count,
             capacity_provider_strategies=strategy,
-            network_configuration={"subnets": self.up.private_subnet_ids,
-                                   "security_groups": [self.up.ecs_sg_id], "assign_public_ip": False},
+            network_configuration={
+                "subnets": self.up.private_subnet_ids,
+                "security_groups": [self.up.ecs_sg_id],
+                "assign_public_ip": False,
+            },
             load_balancers=[load_balancer] if load_balancer else [],
             health_check_grace_period_seconds=60 if load_balancer else None,
             deployment_circuit_breaker={"enable": True, "rollback": True},
@@ -167,6 +214,16 @@ class EcsWorkloads:
         self.service_names[key] = name
 
     def service_arns(self, keys: list[str]) -> list[pulumi.Output[str]]:
-        return [pulumi.Output.concat(
-            "arn:aws:ecs:", AWS_REGION, ":", self.up.account_id, ":service/", self.cluster.name, "/",
-            get_ecs_service_name(key)) for key in keys]
+        return [
+            pulumi.Output.concat(
+                "arn:aws:ecs:",
+                AWS_REGION,
+                ":",
+                self.up.account_id,
+                ":service/",
+                self.cluster.name,
+                "/",
+                get_ecs_service_name(key),
+            )
+            for key in keys
+        ]

@@ -3,7 +3,8 @@ consolidated EC2 host's role and instance profile. Every grant names its resourc
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -21,14 +22,16 @@ from .refs import Upstream
 
 QUEUE_ACTIONS = {
     "send": ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
-    "consume": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes"],
+    "consume": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
     "inspect": ["sqs:GetQueueAttributes"],
-    "redrive": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes"],
+    "redrive": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
 }
-ECS_EXEC_ACTIONS = ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
-                    "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+ECS_EXEC_ACTIONS = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+]
 
 
 def workload_policy(up: Upstream, spec: dict[str, Any], builder: PolicyBuilder | None = None) -> PolicyBuilder:
@@ -64,8 +67,9 @@ class Roles:
         aws.iam.RolePolicy(
             "ecs-execution-secrets",
             role=self.execution.id,
-            policy=PolicyBuilder().allow(["secretsmanager:GetSecretValue"], [up.rds_secret_arn],
-                                         sid="DatabaseSecret").to_json(),
+            policy=PolicyBuilder()
+            .allow(["secretsmanager:GetSecretValue"], [up.rds_secret_arn], sid="DatabaseSecret")
+            .to_json(),
         )
         self.task_roles: dict[str, aws.iam.Role] = {}
 
@@ -94,17 +98,27 @@ class Roles:
             tags=get_tags(name),
         )
         policy = workload_policy(self.up, spec, extra)
-        policy.allow(["logs:CreateLogStream", "logs:PutLogEvents"],
-                     [self.up.arn("logs", f"log-group:/aws/lambda/{function_name}:*")], sid="OwnLogs")
+        policy.allow(
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [self.up.arn("logs", f"log-group:/aws/lambda/{function_name}:*")],
+            sid="OwnLogs",
+        )
         policy.allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"], sid="Tracing")
         for secret in spec.get("secrets", []):
-            policy.allow(["secretsmanager:GetSecretValue"],
-                         [self.up.arn("secretsmanager", f"secret:{get_secret_name(secret)}-*")], sid="Secrets")
+            policy.allow(
+                ["secretsmanager:GetSecretValue"],
+                [self.up.arn("secretsmanager", f"secret:{get_secret_name(secret)}-*")],
+                sid="Secrets",
+            )
         aws.iam.RolePolicy(f"lambda-{name}-policy", role=role.id, policy=policy.to_json())
         return role
 
-    def consolidated(self, service_specs: Sequence[dict[str, Any]], log_group_arn: pulumi.Input[str],
-                     discovery_service_arn: pulumi.Input[str]) -> aws.iam.InstanceProfile:
+    def consolidated(
+        self,
+        service_specs: Sequence[dict[str, Any]],
+        log_group_arn: pulumi.Input[str],
+        discovery_service_arn: pulumi.Input[str],
+    ) -> aws.iam.InstanceProfile:
         """Role and instance profile of the consolidated EC2 host running the services."""
         role = aws.iam.Role(
             "consolidated-role",
@@ -112,8 +126,9 @@ class Roles:
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             tags=get_tags("consolidated"),
         )
-        aws.iam.RolePolicyAttachment("consolidated-ssm", role=role.name,
-                                     policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+        aws.iam.RolePolicyAttachment(
+            "consolidated-ssm", role=role.name, policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+        )
         merged: dict[str, Any] = {"tables": [], "buckets": {}, "queues": {}, "topics": []}
         for spec in service_specs:
             merged["tables"] = sorted(set(merged["tables"]) | set(spec.get("tables", [])))
@@ -125,17 +140,33 @@ class Roles:
         service_repos = [f"tradai/{service}" for service in SERVICES]
         assert set(service_repos) <= set(ECR_REPOSITORIES)
         policy.allow(["ecr:GetAuthorizationToken"], ["*"], sid="EcrLogin")
-        policy.allow(["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-                     [self.up.ecr_arns.apply(lambda m, r=repo: m[r]) for repo in service_repos], sid="EcrPull")
-        policy.allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                     [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")], sid="ContainerLogs")
+        policy.allow(
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [self.up.ecr_arns.apply(lambda m, r=repo: m[r]) for repo in service_repos],
+            sid="EcrPull",
+        )
+        policy.allow(
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [log_group_arn, pulumi.Output.concat(log_group_arn, ":*")],
+            sid="ContainerLogs",
+        )
         policy.allow(["secretsmanager:GetSecretValue"], [self.up.rds_secret_arn], sid="DatabaseSecret")
-        policy.allow(["servicediscovery:RegisterInstance", "servicediscovery:DeregisterInstance"],
-                     [discovery_service_arn], sid="CloudMap")
-        policy.allow(["route53:ChangeResourceRecordSets", "route53:GetHealthCheck",
-                      "route53:CreateHealthCheck", "route53:UpdateHealthCheck", "route53:DeleteHealthCheck"],
-                     ["*"], sid="CloudMapRecords")  # Cloud Map manages records on the caller's behalf
+        policy.allow(
+            ["servicediscovery:RegisterInstance", "servicediscovery:DeregisterInstance"],
+            [discovery_service_arn],
+            sid="CloudMap",
+        )
+        policy.allow(
+            [
+                "route53:ChangeResourceRecordSets",
+                "route53:GetHealthCheck",
+                "route53:CreateHealthCheck",
+                "route53:UpdateHealthCheck",
+                "route53:DeleteHealthCheck",
+            ],
+            ["*"],
+            sid="CloudMapRecords",
+        )  # Cloud Map manages records on the caller's behalf
         policy.allow(["states:StartExecution"], [self.state_machine_arn], sid="StartBacktestWorkflow")
         aws.iam.RolePolicy("consolidated-policy", role=role.id, policy=policy.to_json())
-        return aws.iam.InstanceProfile("consolidated-profile", name=get_resource_name("consolidated"),
-                                       role=role.name)
+        return aws.iam.InstanceProfile("consolidated-profile", name=get_resource_name("consolidated"), role=role.name)

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 MANIFEST_ENV = "TRADAI_IMAGE_MANIFEST"
 CONFIG_KEY = "image_manifest"
@@ -61,13 +61,13 @@ def load_image_manifest(path: Path | None) -> dict[str, str]:
     return dict(images)
 
 
-def require_digests(images: Mapping[str, str], repositories: Iterable[str], source: Path | None = None) -> dict[str, str]:
+def require_digests(
+    images: Mapping[str, str], repositories: Iterable[str], source: Path | None = None
+) -> dict[str, str]:
     """Digests for every repository, or one error naming every missing image."""
     wanted = list(repositories)
     missing = [repo for repo in wanted if repo not in images]
     if missing:
         where = f"image manifest {source}" if source else "the image manifest"
-        raise ImageManifestError(
-            f"{where} has no digest for {len(missing)} image(s): {', '.join(missing)}; {FIX}"
-        )
+        raise ImageManifestError(f"{where} has no digest for {len(missing)} image(s): {', '.join(missing)}; {FIX}")
     return {repo: images[repo] for repo in wanted}

@@ -54,22 +54,30 @@ class LambdaFunctions:
             env = {**up.environment_for(spec), "TRADAI_SERVICE": name}
             extra = PolicyBuilder()
             if spec.get("ecs") == "run-backtest":
-                env.update({
-                    "ECS_CLUSTER": workloads.cluster.name,
-                    "BACKTEST_TASK_DEFINITION": workloads.backtest_family,
-                    "BACKTEST_SUBNETS": up.private_subnet_ids.apply(",".join),
-                    "BACKTEST_SECURITY_GROUPS": up.ecs_sg_id,
-                })
-                extra.allow(["ecs:RunTask"],
-                            [up.arn("ecs", f"task-definition/{workloads.backtest_family}:*")],
-                            sid="RunBacktest",
-                            conditions={"ArnEquals": {"ecs:cluster": workloads.cluster.cluster.arn}})
-                extra.allow(["iam:PassRole"],
-                            [roles.task_roles["backtest"].arn, roles.execution.arn], sid="PassBacktestRoles")
+                env.update(
+                    {
+                        "ECS_CLUSTER": workloads.cluster.name,
+                        "BACKTEST_TASK_DEFINITION": workloads.backtest_family,
+                        "BACKTEST_SUBNETS": up.private_subnet_ids.apply(",".join),
+                        "BACKTEST_SECURITY_GROUPS": up.ecs_sg_id,
+                    }
+                )
+                extra.allow(
+                    ["ecs:RunTask"],
+                    [up.arn("ecs", f"task-definition/{workloads.backtest_family}:*")],
+                    sid="RunBacktest",
+                    conditions={"ArnEquals": {"ecs:cluster": workloads.cluster.cluster.arn}},
+                )
+                extra.allow(
+                    ["iam:PassRole"], [roles.task_roles["backtest"].arn, roles.execution.arn], sid="PassBacktestRoles"
+                )
             elif spec.get("ecs") == "trading-services":
                 env["ECS_CLUSTER"] = workloads.cluster.name
-                extra.allow(["ecs:UpdateService", "ecs:DescribeServices"],
-                            workloads.service_arns(["dry-run-trading", "live-trading"]), sid="TradingServices")
+                extra.allow(
+                    ["ecs:UpdateService", "ecs:DescribeServices"],
+                    workloads.service_arns(["dry-run-trading", "live-trading"]),
+                    sid="TradingServices",
+                )
             role = roles.lambda_role(name, spec, extra if len(extra) else None)
             log_group = aws.cloudwatch.LogGroup(
                 f"lambda-{name}-logs",
@@ -96,8 +104,9 @@ class LambdaFunctions:
             self.functions[name] = function
             self._trigger(name, function, spec.get("trigger"), up, schedules)
 
-    def _trigger(self, name: str, function: aws.lambda_.Function, trigger: tuple | None, up: Upstream,
-                 schedules: dict[str, str]) -> None:
+    def _trigger(
+        self, name: str, function: aws.lambda_.Function, trigger: tuple | None, up: Upstream, schedules: dict[str, str]
+    ) -> None:
         if trigger is None:
             return
         kind = trigger[0]
@@ -123,11 +132,13 @@ class LambdaFunctions:
             rule = aws.cloudwatch.EventRule(
                 f"lambda-{name}-alarms",
                 name=get_resource_name(f"{name}-alarms"),
-                event_pattern=json.dumps({
-                    "source": ["aws.cloudwatch"],
-                    "detail-type": ["CloudWatch Alarm State Change"],
-                    "detail": {"alarmName": [{"wildcard": f"{PROJECT_NAME}-*-{ENVIRONMENT}"}]},
-                }),
+                event_pattern=json.dumps(
+                    {
+                        "source": ["aws.cloudwatch"],
+                        "detail-type": ["CloudWatch Alarm State Change"],
+                        "detail": {"alarmName": [{"wildcard": f"{PROJECT_NAME}-*-{ENVIRONMENT}"}]},
+                    }
+                ),
                 tags=get_tags(name),
             )
             self._invoke_from_events(name, function, rule)
@@ -147,8 +158,14 @@ class LambdaFunctions:
             aws.s3.BucketNotification(
                 f"{bucket_key}-bucket-notification",
                 bucket=bucket,
-                lambda_functions=[{"lambda_function_arn": function.arn, "events": ["s3:ObjectCreated:*"],
-                                   "filter_prefix": prefix, "filter_suffix": ".json"}],
+                lambda_functions=[
+                    {
+                        "lambda_function_arn": function.arn,
+                        "events": ["s3:ObjectCreated:*"],
+                        "filter_prefix": prefix,
+                        "filter_suffix": ".json",
+                    }
+                ],
                 opts=pulumi.ResourceOptions(depends_on=[permission]),
             )
         else:

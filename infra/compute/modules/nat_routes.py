@@ -21,7 +21,7 @@ from .refs import Upstream
 NAME = "update-nat-routes"
 ROUTE_TABLES_TAG = "tradai:route-tables"  # set on each NAT ASG by foundation's nat_instance.py
 
-HANDLER = '''
+HANDLER = """
 import os
 
 import boto3
@@ -54,7 +54,7 @@ def handler(event, context):
             ec2.create_route(**route)
     print({"instance": instance_id, "eni": eni, "route_tables": route_tables})
     return {"updated": route_tables, "instance": instance_id}
-'''
+"""
 
 
 class UpdateNatRoutes:
@@ -74,16 +74,25 @@ class UpdateNatRoutes:
             tags=get_tags(NAME),
         )
         route_table_arns = pulumi.Output.all(up.account_id, up.private_route_table_ids).apply(
-            lambda a: [f"arn:aws:ec2:{AWS_REGION}:{a[0]}:route-table/{rt}" for rt in a[1]])
-        policy = (PolicyBuilder()
-                  .allow(["ec2:ReplaceRoute", "ec2:CreateRoute"], route_table_arns,
-                         sid="PrivateRoutes")
-                  .allow(["ec2:ModifyInstanceAttribute"], [up.arn("ec2", "instance/*")], sid="NatInstances",
-                         conditions={"StringEquals": {"aws:ResourceTag/Service": "nat"}})
-                  # Describe APIs have no resource-level permissions.
-                  .allow(["ec2:DescribeInstances", "autoscaling:DescribeTags"], ["*"], sid="Describe")
-                  .allow(["logs:CreateLogStream", "logs:PutLogEvents"],
-                         [pulumi.Output.concat(self.log_group.arn, ":*")], sid="OwnLogs"))
+            lambda a: [f"arn:aws:ec2:{AWS_REGION}:{a[0]}:route-table/{rt}" for rt in a[1]]
+        )
+        policy = (
+            PolicyBuilder()
+            .allow(["ec2:ReplaceRoute", "ec2:CreateRoute"], route_table_arns, sid="PrivateRoutes")
+            .allow(
+                ["ec2:ModifyInstanceAttribute"],
+                [up.arn("ec2", "instance/*")],
+                sid="NatInstances",
+                conditions={"StringEquals": {"aws:ResourceTag/Service": "nat"}},
+            )
+            # Describe APIs have no resource-level permissions.
+            .allow(["ec2:DescribeInstances", "autoscaling:DescribeTags"], ["*"], sid="Describe")
+            .allow(
+                ["logs:CreateLogStream", "logs:PutLogEvents"],
+                [pulumi.Output.concat(self.log_group.arn, ":*")],
+                sid="OwnLogs",
+            )
+        )
         aws.iam.RolePolicy(f"lambda-{NAME}-policy", role=role.id, policy=policy.to_json())
         self.function = aws.lambda_.Function(
             f"lambda-{NAME}",
@@ -102,14 +111,22 @@ class UpdateNatRoutes:
         rule = aws.cloudwatch.EventRule(
             f"lambda-{NAME}-rule",
             name=get_resource_name(NAME),
-            event_pattern=up.nat_asg_names.apply(lambda names: json.dumps({
-                "source": ["aws.autoscaling"],
-                "detail-type": ["EC2 Instance Launch Successful"],
-                "detail": {"AutoScalingGroupName": list(names)},
-            })),
+            event_pattern=up.nat_asg_names.apply(
+                lambda names: json.dumps(
+                    {
+                        "source": ["aws.autoscaling"],
+                        "detail-type": ["EC2 Instance Launch Successful"],
+                        "detail": {"AutoScalingGroupName": list(names)},
+                    }
+                )
+            ),
             tags=get_tags(NAME),
         )
         aws.cloudwatch.EventTarget(f"lambda-{NAME}-target", rule=rule.name, arn=self.function.arn)
-        aws.lambda_.Permission(f"lambda-{NAME}-permission", action="lambda:InvokeFunction",
-                               function=self.function.name, principal="events.amazonaws.com",
-                               source_arn=rule.arn)
+        aws.lambda_.Permission(
+            f"lambda-{NAME}-permission",
+            action="lambda:InvokeFunction",
+            function=self.function.name,
+            principal="events.amazonaws.com",
+            source_arn=rule.arn,
+        )

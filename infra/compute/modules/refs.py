@@ -21,10 +21,12 @@ from tradai_infra_shared.config import (
 
 def pick(mapping: pulumi.Output[dict[str, Any]], key: str) -> pulumi.Output[Any]:
     """One entry of a map-valued stack output, failing clearly when it is absent."""
+
     def get(values: dict[str, Any]) -> Any:
         if key not in values:
             raise KeyError(f"upstream output has no entry {key!r}; it has {sorted(values)}")
         return values[key]
+
     return mapping.apply(get)
 
 

@@ -14,8 +14,10 @@ SERVICE = "aws:ecs/service:Service"
 def test_contract(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     assert contract_problems(run) == []
-    assert sorted(run.stack_references) == [f"organization/tradai-foundation/{env}",
-                                            f"organization/tradai-persistent/{env}"]
+    assert sorted(run.stack_references) == [
+        f"organization/tradai-foundation/{env}",
+        f"organization/tradai-persistent/{env}",
+    ]
 
 
 def test_alb_routes_the_four_services(env: str) -> None:
@@ -36,8 +38,10 @@ def test_alb_routes_the_four_services(env: str) -> None:
 
 
 def test_https_listener_when_a_certificate_is_configured() -> None:
-    run = run_stack(STACK, "prod", config={"tradai-compute:certificate_arn": "arn:aws:acm:eu-central-1:1:certificate/x"})
-    listeners = {l["port"]: l for l in run.require_ok().inputs_of("aws:lb/listener:Listener")}
+    run = run_stack(
+        STACK, "prod", config={"tradai-compute:certificate_arn": "arn:aws:acm:eu-central-1:1:certificate/x"}
+    )
+    listeners = {lis["port"]: lis for lis in run.require_ok().inputs_of("aws:lb/listener:Listener")}
     assert listeners[443]["protocol"] == "HTTPS"
     assert listeners[80]["defaultActions"][0]["type"] == "redirect"
 
@@ -115,11 +119,15 @@ def test_backtest_state_machine(env: str) -> None:
     (machine,) = run.inputs_of("aws:sfn/stateMachine:StateMachine")
     assert machine["name"] == f"tradai-backtest-{env}"
     definition = json.loads(machine["definition"])
-    invoked = {s["Parameters"]["FunctionName"].rsplit(":", 1)[-1]
-               for s in definition["States"].values() if s["Type"] == "Task"}
+    invoked = {
+        s["Parameters"]["FunctionName"].rsplit(":", 1)[-1] for s in definition["States"].values() if s["Type"] == "Task"
+    }
     assert invoked == {f"tradai-{n}-{env}" for n in ("validate-strategy", "backtest-launcher", "update-status")}
-    policy = next(json.loads(p["inputs"]["policy"]) for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
-                  if p["name"] == "backtest-workflow-policy")
+    policy = next(
+        json.loads(p["inputs"]["policy"])
+        for p in run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if p["name"] == "backtest-workflow-policy"
+    )
     invoke = next(s for s in policy["Statement"] if s["Sid"] == "InvokeWorkflowLambdas")
     assert len(invoke["Resource"]) == 3
 

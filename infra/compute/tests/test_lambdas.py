@@ -84,19 +84,24 @@ def test_malformed_digest_is_rejected() -> None:
 
 def test_manifest_path_from_stack_config() -> None:
     manifest = write_manifest(fake_image_manifest())
-    run = run_stack(STACK, "staging", config={"tradai-compute:image_manifest": manifest},
-                    env_vars={MANIFEST_ENV: ""}).require_ok()
+    run = run_stack(
+        STACK, "staging", config={"tradai-compute:image_manifest": manifest}, env_vars={MANIFEST_ENV: ""}
+    ).require_ok()
     assert len(image_functions(run)) == len(LAMBDA_NAMES)
 
 
 def test_services_use_latest_unless_pinned() -> None:
     run = run_stack(STACK, "prod").require_ok()
-    images = {json.loads(t["containerDefinitions"])[0]["image"]
-              for t in run.inputs_of("aws:ecs/taskDefinition:TaskDefinition")}
+    images = {
+        json.loads(t["containerDefinitions"])[0]["image"]
+        for t in run.inputs_of("aws:ecs/taskDefinition:TaskDefinition")
+    }
     assert all(image.endswith(":latest") for image in images)
     pinned = run_stack(STACK, "prod", config={"tradai-compute:pin_service_images": "true"}).require_ok()
-    images = {json.loads(t["containerDefinitions"])[0]["image"]
-              for t in pinned.inputs_of("aws:ecs/taskDefinition:TaskDefinition")}
+    images = {
+        json.loads(t["containerDefinitions"])[0]["image"]
+        for t in pinned.inputs_of("aws:ecs/taskDefinition:TaskDefinition")
+    }
     assert all("@sha256:" in image for image in images)
 
 
@@ -109,8 +114,10 @@ def test_lambda_roles_are_least_privilege(env: str) -> None:
             assert all(a != "*" and not a.endswith(":*") for a in statement["Action"]), policy["name"]
             if statement["Resource"] == ["*"]:
                 # Only APIs without resource-level permissions may use "*".
-                assert all(a.split(":")[0] in {"xray", "ssmmessages", "ecr", "logs", "ec2", "autoscaling", "route53"}
-                           for a in statement["Action"]), (policy["name"], statement)
+                assert all(
+                    a.split(":")[0] in {"xray", "ssmmessages", "ecr", "logs", "ec2", "autoscaling", "route53"}
+                    for a in statement["Action"]
+                ), (policy["name"], statement)
 
 
 def test_no_secret_values_in_function_environments(env: str) -> None:
@@ -131,10 +138,15 @@ def test_triggers() -> None:
     run = run_stack(STACK, "dev").require_ok()
     mappings = run.inputs_of("aws:lambda/eventSourceMapping:EventSourceMapping")
     assert sorted(m["eventSourceArn"].rsplit(":", 1)[-1] for m in mappings) == [
-        "tradai-backtest-queue-dev", "tradai-backtest-status-dev"]
+        "tradai-backtest-queue-dev",
+        "tradai-backtest-status-dev",
+    ]
     assert all(m["functionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
-    schedules = {r["name"]: r["scheduleExpression"] for r in run.inputs_of("aws:cloudwatch/eventRule:EventRule")
-                 if r.get("scheduleExpression")}
+    schedules = {
+        r["name"]: r["scheduleExpression"]
+        for r in run.inputs_of("aws:cloudwatch/eventRule:EventRule")
+        if r.get("scheduleExpression")
+    }
     assert schedules["tradai-drift-monitor-schedule-dev"] == "rate(1 day)"
     assert schedules["tradai-retraining-scheduler-schedule-dev"] == "rate(7 days)"
     (notification,) = run.inputs_of("aws:s3/bucketNotification:BucketNotification")

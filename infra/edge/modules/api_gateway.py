@@ -21,11 +21,17 @@ from tradai_infra_shared.config import (
     get_tags,
 )
 
-ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "method": "$context.httpMethod",
-    "path": "$context.path", "status": "$context.status", "latency": "$context.responseLatency",
-    "integrationError": "$context.integrationErrorMessage",
-})
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "status": "$context.status",
+        "latency": "$context.responseLatency",
+        "integrationError": "$context.integrationErrorMessage",
+    }
+)
 
 
 class HttpApi:
@@ -50,7 +56,9 @@ class HttpApi:
                 "allow_methods": ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                 "allow_headers": ["authorization", "content-type"],
                 "max_age": 3600,
-            } if cors_allowed_origins else None,
+            }
+            if cors_allowed_origins
+            else None,
             disable_execute_api_endpoint=bool(api_domain and certificate_arn),
             tags=get_tags("api"),
         )
@@ -93,9 +101,15 @@ class HttpApi:
             )
             for service, spec in SERVICES.items()
         ]
-        self.routes.append(aws.apigatewayv2.Route(
-            "health-route", api_id=self.api.id, route_key="GET /api/health", target=target,
-            authorization_type="NONE"))
+        self.routes.append(
+            aws.apigatewayv2.Route(
+                "health-route",
+                api_id=self.api.id,
+                route_key="GET /api/health",
+                target=target,
+                authorization_type="NONE",
+            )
+        )
 
         self.log_group = aws.cloudwatch.LogGroup(
             "api-access-logs",
@@ -109,17 +123,22 @@ class HttpApi:
             name="$default",
             auto_deploy=True,
             access_log_settings={"destination_arn": self.log_group.arn, "format": ACCESS_LOG_FORMAT},
-            default_route_settings={"throttling_burst_limit": 100, "throttling_rate_limit": 50,
-                                    "detailed_metrics_enabled": True},
+            default_route_settings={
+                "throttling_burst_limit": 100,
+                "throttling_rate_limit": 50,
+                "detailed_metrics_enabled": True,
+            },
             tags=get_tags("api"),
         )
         if api_domain and certificate_arn:
             domain = aws.apigatewayv2.DomainName(
                 "api-domain",
                 domain_name=api_domain,
-                domain_name_configuration={"certificate_arn": certificate_arn, "endpoint_type": "REGIONAL",
-                                           "security_policy": "TLS_1_2"},
+                domain_name_configuration={
+                    "certificate_arn": certificate_arn,
+                    "endpoint_type": "REGIONAL",
+                    "security_policy": "TLS_1_2",
+                },
                 tags=get_tags("api"),
             )
-            aws.apigatewayv2.ApiMapping("api-mapping", api_id=self.api.id, domain_name=domain.id,
-                                        stage=self.stage.id)
+            aws.apigatewayv2.ApiMapping("api-mapping", api_id=self.api.id, domain_name=domain.id, stage=self.stage.id)

@@ -31,43 +31,86 @@ class Alarms:
 
         def alarm(key: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
             created = aws.cloudwatch.MetricAlarm(
-                f"{key}-alarm", name=get_resource_name(key), tags=get_tags("monitoring"), **kwargs)
+                f"{key}-alarm", name=get_resource_name(key), tags=get_tags("monitoring"), **kwargs
+            )
             self.alarms.append(created)
             return created
 
-        alarm("alb-5xx", alarm_description="ALB targets return 5xx responses",
-              namespace="AWS/ApplicationELB", metric_name="HTTPCode_Target_5XX_Count",
-              dimensions={"LoadBalancer": alb_arn_suffix}, statistic="Sum", period=300,
-              evaluation_periods=1, threshold=10, comparison_operator="GreaterThanThreshold",
-              treat_missing_data="notBreaching")
-        alarm("alb-latency", alarm_description=f"p95 target response time above {latency_threshold_ms} ms",
-              namespace="AWS/ApplicationELB", metric_name="TargetResponseTime",
-              dimensions={"LoadBalancer": alb_arn_suffix}, extended_statistic="p95", period=300,
-              evaluation_periods=3, threshold=latency_threshold_ms / 1000,
-              comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")
-        alarm("backtest-dlq", alarm_description="Backtest messages reached the dead-letter queue",
-              namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
-              dimensions={"QueueName": dlq_name}, statistic="Maximum", period=300, evaluation_periods=1,
-              threshold=0, comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")
+        alarm(
+            "alb-5xx",
+            alarm_description="ALB targets return 5xx responses",
+            namespace="AWS/ApplicationELB",
+            metric_name="HTTPCode_Target_5XX_Count",
+            dimensions={"LoadBalancer": alb_arn_suffix},
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            threshold=10,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+        alarm(
+            "alb-latency",
+            alarm_description=f"p95 target response time above {latency_threshold_ms} ms",
+            namespace="AWS/ApplicationELB",
+            metric_name="TargetResponseTime",
+            dimensions={"LoadBalancer": alb_arn_suffix},
+            extended_statistic="p95",
+            period=300,
+            evaluation_periods=3,
+            threshold=latency_threshold_ms / 1000,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+        alarm(
+            "backtest-dlq",
+            alarm_description="Backtest messages reached the dead-letter queue",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": dlq_name},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
         for name in LAMBDA_NAMES:
-            alarm(f"{name}-errors", alarm_description=f"Lambda {name} reported errors",
-                  namespace="AWS/Lambda", metric_name="Errors",
-                  dimensions={"FunctionName": lambda_function_names.apply(lambda m, n=name: m[n])},
-                  statistic="Sum", period=300, evaluation_periods=1, threshold=0,
-                  comparison_operator="GreaterThanThreshold", treat_missing_data="notBreaching")
+            alarm(
+                f"{name}-errors",
+                alarm_description=f"Lambda {name} reported errors",
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions={"FunctionName": lambda_function_names.apply(lambda m, n=name: m[n])},
+                statistic="Sum",
+                period=300,
+                evaluation_periods=1,
+                threshold=0,
+                comparison_operator="GreaterThanThreshold",
+                treat_missing_data="notBreaching",
+            )
         if min_strategies > 0:
-            alarm("heartbeat", alarm_description=f"Fewer than {min_strategies} strategies are active",
-                  namespace=HEARTBEAT_NAMESPACE, metric_name=HEARTBEAT_METRIC,
-                  dimensions={"Environment": ENVIRONMENT}, statistic="Minimum", period=300,
-                  evaluation_periods=2, threshold=min_strategies, comparison_operator="LessThanThreshold",
-                  treat_missing_data="breaching")
+            alarm(
+                "heartbeat",
+                alarm_description=f"Fewer than {min_strategies} strategies are active",
+                namespace=HEARTBEAT_NAMESPACE,
+                metric_name=HEARTBEAT_METRIC,
+                dimensions={"Environment": ENVIRONMENT},
+                statistic="Minimum",
+                period=300,
+                evaluation_periods=2,
+                threshold=min_strategies,
+                comparison_operator="LessThanThreshold",
+                treat_missing_data="breaching",
+            )
 
         self.composite = aws.cloudwatch.CompositeAlarm(
             "platform-health",
             alarm_name=get_resource_name("platform-health"),
             alarm_description="Any TradAI component alarm is firing",
             alarm_rule=pulumi.Output.all(*[a.name for a in self.alarms]).apply(
-                lambda names: " OR ".join(f'ALARM("{n}")' for n in names)),
+                lambda names: " OR ".join(f'ALARM("{n}")' for n in names)
+            ),
             alarm_actions=[alerts_topic_arn],
             ok_actions=[alerts_topic_arn],
             tags=get_tags("monitoring"),

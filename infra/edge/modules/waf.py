@@ -13,8 +13,11 @@ import pulumi_aws as aws
 
 from tradai_infra_shared.config import get_resource_name, get_tags
 
-MANAGED_RULE_GROUPS = ("AWSManagedRulesCommonRuleSet", "AWSManagedRulesKnownBadInputsRuleSet",
-                       "AWSManagedRulesAmazonIpReputationList")
+MANAGED_RULE_GROUPS = (
+    "AWSManagedRulesCommonRuleSet",
+    "AWSManagedRulesKnownBadInputsRuleSet",
+    "AWSManagedRulesAmazonIpReputationList",
+)
 
 
 def _visibility(name: str) -> dict:
@@ -29,11 +32,13 @@ class Waf:
                 "name": "rate-limit-client-ip",
                 "priority": 1,
                 "action": {"block": {}},
-                "statement": {"rate_based_statement": {
-                    "limit": rate_limit,
-                    "aggregate_key_type": "FORWARDED_IP",
-                    "forwarded_ip_config": {"header_name": "X-Forwarded-For", "fallback_behavior": "NO_MATCH"},
-                }},
+                "statement": {
+                    "rate_based_statement": {
+                        "limit": rate_limit,
+                        "aggregate_key_type": "FORWARDED_IP",
+                        "forwarded_ip_config": {"header_name": "X-Forwarded-For", "fallback_behavior": "NO_MATCH"},
+                    }
+                },
                 "visibility_config": _visibility("rate-limit-client-ip"),
             },
             {
@@ -46,13 +51,15 @@ class Waf:
             },
         ]
         for offset, group in enumerate(MANAGED_RULE_GROUPS, start=10):
-            rules.append({
-                "name": group,
-                "priority": offset,
-                "override_action": {"none": {}},
-                "statement": {"managed_rule_group_statement": {"vendor_name": "AWS", "name": group}},
-                "visibility_config": _visibility(group),
-            })
+            rules.append(
+                {
+                    "name": group,
+                    "priority": offset,
+                    "override_action": {"none": {}},
+                    "statement": {"managed_rule_group_statement": {"vendor_name": "AWS", "name": group}},
+                    "visibility_config": _visibility(group),
+                }
+            )
         self.web_acl = aws.wafv2.WebAcl(
             "web-acl",
             name=name,

@@ -14,7 +14,10 @@ def test_contract(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     assert contract_problems(run) == []
     assert sorted(r.split("/")[1] for r in run.stack_references) == [
-        "tradai-compute", "tradai-foundation", "tradai-persistent"]
+        "tradai-compute",
+        "tradai-foundation",
+        "tradai-persistent",
+    ]
     read_from = {read["stack"].split("/")[1] for read in run.stack_reads}
     assert read_from == {"tradai-compute", "tradai-foundation", "tradai-persistent"}
 
@@ -29,8 +32,13 @@ def test_http_api_routes_through_the_alb(env: str) -> None:
     assert integration["connectionType"] == "VPC_LINK"
     assert integration["integrationUri"] == compute.exports["alb_listener_arn"]
     routes = {r["routeKey"]: r for r in run.inputs_of("aws:apigatewayv2/route:Route")}
-    assert set(routes) == {"ANY /api/{proxy+}", "ANY /data/{proxy+}", "ANY /strategy/{proxy+}",
-                           "ANY /mlflow/{proxy+}", "GET /api/health"}
+    assert set(routes) == {
+        "ANY /api/{proxy+}",
+        "ANY /data/{proxy+}",
+        "ANY /strategy/{proxy+}",
+        "ANY /mlflow/{proxy+}",
+        "GET /api/health",
+    }
     assert routes["GET /api/health"]["authorizationType"] == "NONE"
     assert all(r["authorizationType"] == "JWT" for k, r in routes.items() if k != "GET /api/health")
     (authorizer,) = run.inputs_of("aws:apigatewayv2/authorizer:Authorizer")
@@ -41,11 +49,15 @@ def test_http_api_routes_through_the_alb(env: str) -> None:
 
 
 def test_custom_domain_and_cors_are_optional() -> None:
-    run = run_stack(STACK, "staging", config={
-        "tradai-edge:api_domain": "api.example.com",
-        "tradai-edge:certificate_arn": "arn:aws:acm:eu-central-1:1:certificate/x",
-        "tradai-edge:cors_allowed_origins": '["https://app.example.com"]',
-    }).require_ok()
+    run = run_stack(
+        STACK,
+        "staging",
+        config={
+            "tradai-edge:api_domain": "api.example.com",
+            "tradai-edge:certificate_arn": "arn:aws:acm:eu-central-1:1:certificate/x",
+            "tradai-edge:cors_allowed_origins": '["https://app.example.com"]',
+        },
+    ).require_ok()
     (domain,) = run.inputs_of("aws:apigatewayv2/domainName:DomainName")
     assert domain["domainName"] == "api.example.com"
     (api,) = run.inputs_of("aws:apigatewayv2/api:Api")

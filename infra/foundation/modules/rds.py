@@ -66,6 +66,7 @@ class Rds:
             opts=pulumi.ResourceOptions(protect=settings.deletion_protection),
         )
         self.secret_arn: pulumi.Output[str] = self.instance.master_user_secrets.apply(
-            lambda secrets: secrets[0]["secret_arn"] if secrets and isinstance(secrets[0], dict)
-            else secrets[0].secret_arn
+            lambda secrets: (
+                secrets[0]["secret_arn"] if secrets and isinstance(secrets[0], dict) else secrets[0].secret_arn
+            )
         )

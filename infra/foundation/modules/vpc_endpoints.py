@@ -11,8 +11,7 @@ import pulumi_aws as aws
 from tradai_infra_shared.config import AWS_REGION, get_env_settings, get_resource_name, get_tags
 from tradai_infra_shared.core import PolicyBuilder
 
-INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "ssm", "ssmmessages", "ec2messages", "sqs", "logs",
-                      "secretsmanager")
+INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "sts", "ssm", "ssmmessages", "ec2messages", "sqs", "logs", "secretsmanager")
 SYSTEM_PACKAGE_BUCKETS = (
     f"arn:aws:s3:::al2023-repos-{AWS_REGION}-*/*",
     f"arn:aws:s3:::amazonlinux-2-repos-{AWS_REGION}/*",
@@ -33,12 +32,24 @@ class VpcEndpoints:
     ) -> None:
         settings = get_env_settings()
         arns = bucket_arns.apply(lambda m: sorted(m.values()))
-        s3_policy = (PolicyBuilder()
-                     .allow(["s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject", "s3:PutObject",
-                             "s3:DeleteObject", "s3:GetObjectVersion", "s3:ListBucketVersions"],
-                            arns.apply(lambda a: a + [f"{arn}/*" for arn in a]), sid="TradaiBuckets", principal="*")
-                     .allow(["s3:GetObject"], list(SYSTEM_PACKAGE_BUCKETS), sid="AllowSystemPackageBuckets",
-                            principal="*"))
+        s3_policy = (
+            PolicyBuilder()
+            .allow(
+                [
+                    "s3:ListBucket",
+                    "s3:GetBucketLocation",
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:GetObjectVersion",
+                    "s3:ListBucketVersions",
+                ],
+                arns.apply(lambda a: a + [f"{arn}/*" for arn in a]),
+                sid="TradaiBuckets",
+                principal="*",
+            )
+            .allow(["s3:GetObject"], list(SYSTEM_PACKAGE_BUCKETS), sid="AllowSystemPackageBuckets", principal="*")
+        )
         self.s3 = aws.ec2.VpcEndpoint(
             "s3-endpoint",
             vpc_id=vpc_id,

@@ -26,10 +26,15 @@ class VpcFlowLogs:
         aws.iam.RolePolicy(
             "flow-logs-policy",
             role=self.role.id,
-            policy=(PolicyBuilder()
-                    .allow(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                           [self.log_group.arn, pulumi.Output.concat(self.log_group.arn, ":*")], sid="FlowLogs")
-                    .to_json()),
+            policy=(
+                PolicyBuilder()
+                .allow(
+                    ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                    [self.log_group.arn, pulumi.Output.concat(self.log_group.arn, ":*")],
+                    sid="FlowLogs",
+                )
+                .to_json()
+            ),
         )
         self.flow_log = aws.ec2.FlowLog(
             "flow-log",

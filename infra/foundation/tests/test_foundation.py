@@ -50,8 +50,9 @@ def test_prod_is_multi_az_with_full_redundancy() -> None:
     nat_groups = run.inputs_of("aws:autoscaling/group:Group")
     assert len(nat_groups) == 2, "prod needs one NAT instance per AZ"
     assert len(run.exports["nat_asg_names"]) == 2
-    endpoint_subnets = [e["subnetIds"] for e in run.inputs_of("aws:ec2/vpcEndpoint:VpcEndpoint")
-                        if e["vpcEndpointType"] == "Interface"]
+    endpoint_subnets = [
+        e["subnetIds"] for e in run.inputs_of("aws:ec2/vpcEndpoint:VpcEndpoint") if e["vpcEndpointType"] == "Interface"
+    ]
     assert all(len(subnets) == 2 for subnets in endpoint_subnets)
 
 
@@ -80,7 +81,11 @@ def test_database_is_private_encrypted_and_its_secret_rotates(env: str) -> None:
 def test_queues_have_a_dead_letter_queue_and_encryption(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     queues = {q["name"]: q for q in run.inputs_of("aws:sqs/queue:Queue")}
-    assert set(queues) == {f"tradai-backtest-queue-{env}", f"tradai-backtest-status-{env}", f"tradai-backtest-dlq-{env}"}
+    assert set(queues) == {
+        f"tradai-backtest-queue-{env}",
+        f"tradai-backtest-status-{env}",
+        f"tradai-backtest-dlq-{env}",
+    }
     assert all(q["sqsManagedSseEnabled"] for q in queues.values())
     for name in (f"tradai-backtest-queue-{env}", f"tradai-backtest-status-{env}"):
         redrive = json.loads(queues[name]["redrivePolicy"])
@@ -104,30 +109,47 @@ def test_security_groups_open_only_what_is_needed(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     groups = {g["name"] for g in run.inputs_of("aws:ec2/securityGroup:SecurityGroup")}
     assert groups == {f"tradai-{k}-sg-{env}" for k in ("alb", "ecs", "lambda", "rds", "vpc-endpoints", "nat")}
-    world_ingress = [r for r in run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-                     if r.get("cidrIpv4") == "0.0.0.0/0"]
+    world_ingress = [
+        r
+        for r in run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r.get("cidrIpv4") == "0.0.0.0/0"
+    ]
     assert sorted(r["fromPort"] for r in world_ingress) == [80, 443]
     assert all(r["securityGroupId"] == "alb-sg-id" for r in world_ingress)
-    rds_ingress = [r for r in run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-                   if r["securityGroupId"] == "rds-sg-id"]
+    rds_ingress = [
+        r
+        for r in run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["securityGroupId"] == "rds-sg-id"
+    ]
     assert [(r["fromPort"], r.get("referencedSecurityGroupId")) for r in rds_ingress] == [(5432, "ecs-sg-id")]
-    rules = run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") + \
-        run.inputs_of("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")
+    rules = run.inputs_of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") + run.inputs_of(
+        "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+    )
     assert all(r.get("description") for r in rules)
 
 
 def test_network_acls_flow_logs_and_endpoints(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     assert len(run.inputs_of("aws:ec2/networkAcl:NetworkAcl")) == 3
-    database_rules = [r for r in run.of_type("aws:ec2/networkAclRule:NetworkAclRule") if r["name"].startswith("database")]
+    database_rules = [
+        r for r in run.of_type("aws:ec2/networkAclRule:NetworkAclRule") if r["name"].startswith("database")
+    ]
     assert all(r["inputs"]["cidrBlock"].startswith("10.0.1") for r in database_rules)
     (flow_log,) = run.inputs_of("aws:ec2/flowLog:FlowLog")
     assert flow_log["trafficType"] == "ALL"
-    services = {e["serviceName"].rsplit(".", 1)[-1] if e["vpcEndpointType"] == "Gateway" else e["serviceName"]
-                for e in run.inputs_of("aws:ec2/vpcEndpoint:VpcEndpoint")}
-    for wanted in ("s3", "dynamodb", "com.amazonaws.eu-central-1.ecr.api", "com.amazonaws.eu-central-1.ecr.dkr",
-                   "com.amazonaws.eu-central-1.sts", "com.amazonaws.eu-central-1.ssm",
-                   "com.amazonaws.eu-central-1.sqs"):
+    services = {
+        e["serviceName"].rsplit(".", 1)[-1] if e["vpcEndpointType"] == "Gateway" else e["serviceName"]
+        for e in run.inputs_of("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
+    for wanted in (
+        "s3",
+        "dynamodb",
+        "com.amazonaws.eu-central-1.ecr.api",
+        "com.amazonaws.eu-central-1.ecr.dkr",
+        "com.amazonaws.eu-central-1.sts",
+        "com.amazonaws.eu-central-1.ssm",
+        "com.amazonaws.eu-central-1.sqs",
+    ):
         assert wanted in services
     s3 = next(e for e in run.inputs_of("aws:ec2/vpcEndpoint:VpcEndpoint") if e["serviceName"].endswith(".s3"))
     sids = {s["Sid"] for s in json.loads(s3["policy"])["Statement"]}
@@ -139,7 +161,11 @@ def test_nat_instances_are_cost_optimised(env: str) -> None:
     templates = run.inputs_of("aws:ec2/launchTemplate:LaunchTemplate")
     assert templates and all(t["instanceType"] == "t4g.nano" for t in templates)
     assert all(t["metadataOptions"]["httpTokens"] == "required" for t in templates)
-    route_table_tags = [tag["value"] for g in run.inputs_of("aws:autoscaling/group:Group")
-                        for tag in g["tags"] if tag["key"] == "tradai:route-tables"]
+    route_table_tags = [
+        tag["value"]
+        for g in run.inputs_of("aws:autoscaling/group:Group")
+        for tag in g["tags"]
+        if tag["key"] == "tradai:route-tables"
+    ]
     served = sorted(rt for value in route_table_tags for rt in value.split(","))
     assert served == sorted(run.exports["private_route_table_ids"])

@@ -21,29 +21,35 @@ class CloudTrail:
 
         def policy(args: list[str]) -> str:
             bucket_arn, account, source_arn = args
-            return json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [
-                    tls_only_statement(bucket_arn),
-                    {
-                        "Sid": "AWSCloudTrailAclCheck",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                        "Action": "s3:GetBucketAcl",
-                        "Resource": bucket_arn,
-                        "Condition": {"StringEquals": {"aws:SourceArn": source_arn}},
-                    },
-                    {
-                        "Sid": "AWSCloudTrailWrite",
-                        "Effect": "Allow",
-                        "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                        "Action": "s3:PutObject",
-                        "Resource": f"{bucket_arn}/{PREFIX}/AWSLogs/{account}/*",
-                        "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control",
-                                                       "aws:SourceArn": source_arn}},
-                    },
-                ],
-            })
+            return json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        tls_only_statement(bucket_arn),
+                        {
+                            "Sid": "AWSCloudTrailAclCheck",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                            "Action": "s3:GetBucketAcl",
+                            "Resource": bucket_arn,
+                            "Condition": {"StringEquals": {"aws:SourceArn": source_arn}},
+                        },
+                        {
+                            "Sid": "AWSCloudTrailWrite",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+                            "Action": "s3:PutObject",
+                            "Resource": f"{bucket_arn}/{PREFIX}/AWSLogs/{account}/*",
+                            "Condition": {
+                                "StringEquals": {
+                                    "s3:x-amz-acl": "bucket-owner-full-control",
+                                    "aws:SourceArn": source_arn,
+                                }
+                            },
+                        },
+                    ],
+                }
+            )
 
         self.bucket_policy = aws.s3.BucketPolicy(
             "logs-policy",

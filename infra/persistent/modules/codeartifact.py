@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi_aws as aws
 
-from tradai_infra_shared.config import CODEARTIFACT_REPOSITORY, PROJECT_NAME, ENVIRONMENT, get_tags
+from tradai_infra_shared.config import CODEARTIFACT_REPOSITORY, ENVIRONMENT, PROJECT_NAME, get_tags
 
 
 class CodeArtifact:

@@ -38,8 +38,7 @@ class DynamoDBTables:
                 range_key="sk",
                 attributes=[{"name": name, "type": "S"} for name in attribute_names],
                 global_secondary_indexes=[
-                    {"name": name, "hash_key": h, "range_key": r, "projection_type": "ALL"}
-                    for name, h, r in indexes
+                    {"name": name, "hash_key": h, "range_key": r, "projection_type": "ALL"} for name, h, r in indexes
                 ],
                 server_side_encryption={"enabled": True},
                 point_in_time_recovery={"enabled": True},

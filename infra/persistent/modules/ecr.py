@@ -15,23 +15,29 @@ import pulumi_aws as aws
 
 from tradai_infra_shared.config import ECR_REPOSITORIES, get_tags
 
-LIFECYCLE_POLICY = json.dumps({
-    "rules": [
-        {
-            "rulePriority": 1,
-            "description": "Expire untagged images after 7 days",
-            "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed",
-                          "countUnit": "days", "countNumber": 7},
-            "action": {"type": "expire"},
-        },
-        {
-            "rulePriority": 2,
-            "description": "Keep the 50 most recent images",
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
-            "action": {"type": "expire"},
-        },
-    ]
-})
+LIFECYCLE_POLICY = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "Expire untagged images after 7 days",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 7,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": "Keep the 50 most recent images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+                "action": {"type": "expire"},
+            },
+        ]
+    }
+)
 
 
 class EcrRepositories:
@@ -52,8 +58,12 @@ class EcrRepositories:
                     force_delete=False,
                     tags=get_tags(repo.split("/", 1)[1]),
                 )
-                aws.ecr.LifecyclePolicy(f"{logical}-lifecycle", repository=repository.name,
-                                        policy=LIFECYCLE_POLICY, opts=pulumi.ResourceOptions(parent=repository))
+                aws.ecr.LifecyclePolicy(
+                    f"{logical}-lifecycle",
+                    repository=repository.name,
+                    policy=LIFECYCLE_POLICY,
+                    opts=pulumi.ResourceOptions(parent=repository),
+                )
                 self.urls[repo], self.arns[repo] = repository.repository_url, repository.arn
             else:
                 found = aws.ecr.get_repository_output(name=repo)

@@ -64,10 +64,12 @@ class S3Buckets:
             aws.s3.BucketServerSideEncryptionConfiguration(
                 f"{key}-encryption",
                 bucket=bucket.id,
-                rules=[{
-                    "apply_server_side_encryption_by_default": {"sse_algorithm": algorithm},
-                    "bucket_key_enabled": algorithm == "aws:kms",
-                }],
+                rules=[
+                    {
+                        "apply_server_side_encryption_by_default": {"sse_algorithm": algorithm},
+                        "bucket_key_enabled": algorithm == "aws:kms",
+                    }
+                ],
                 opts=child,
             )
             if key in VERSIONED:
@@ -87,26 +89,49 @@ class S3Buckets:
                 aws.s3.BucketPolicy(
                     f"{key}-policy",
                     bucket=bucket.id,
-                    policy=bucket.arn.apply(lambda arn: json.dumps(
-                        {"Version": "2012-10-17", "Statement": [tls_only_statement(arn)]})),
+                    policy=bucket.arn.apply(
+                        lambda arn: json.dumps({"Version": "2012-10-17", "Statement": [tls_only_statement(arn)]})
+                    ),
                     opts=child,
                 )
 
     @staticmethod
     def _lifecycle_rules(key: str, log_retention_days: int) -> list[dict]:
-        abort = {"id": "abort-incomplete-uploads", "status": "Enabled", "filter": {},
-                 "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}
+        abort = {
+            "id": "abort-incomplete-uploads",
+            "status": "Enabled",
+            "filter": {},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+        }
         rules = [abort]
         if key == "results":
-            rules.append({"id": "tier-and-expire-results", "status": "Enabled", "filter": {},
-                          "transitions": [{"days": 30, "storage_class": "STANDARD_IA"}],
-                          "expiration": {"days": 365}})
+            rules.append(
+                {
+                    "id": "tier-and-expire-results",
+                    "status": "Enabled",
+                    "filter": {},
+                    "transitions": [{"days": 30, "storage_class": "STANDARD_IA"}],
+                    "expiration": {"days": 365},
+                }
+            )
         elif key == "logs":
-            rules.append({"id": "expire-logs", "status": "Enabled", "filter": {},
-                          "expiration": {"days": max(log_retention_days, 90)}})
+            rules.append(
+                {
+                    "id": "expire-logs",
+                    "status": "Enabled",
+                    "filter": {},
+                    "expiration": {"days": max(log_retention_days, 90)},
+                }
+            )
         if key in VERSIONED:
-            rules.append({"id": "expire-old-versions", "status": "Enabled", "filter": {},
-                          "noncurrent_version_expiration": {"noncurrent_days": 90}})
+            rules.append(
+                {
+                    "id": "expire-old-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": 90},
+                }
+            )
         return rules
 
     @property

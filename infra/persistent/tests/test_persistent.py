@@ -10,12 +10,18 @@ from tradai_infra_shared.config import DYNAMODB_TABLES, ECR_REPOSITORIES, ENVIRO
 from tradai_infra_shared.testing import contract_problems, run_stack
 
 STACK = "persistent"
-TAGLESS = {"aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "aws:s3/bucketPolicy:BucketPolicy",
-           "aws:s3/bucketOwnershipControls:BucketOwnershipControls", "aws:ecr/lifecyclePolicy:LifecyclePolicy",
-           "aws:s3/bucketVersioning:BucketVersioning", "aws:cognito/userPoolDomain:UserPoolDomain",
-           "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-           "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-           "aws:cognito/resourceServer:ResourceServer", "aws:cognito/userPoolClient:UserPoolClient"}
+TAGLESS = {
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    "aws:s3/bucketPolicy:BucketPolicy",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy",
+    "aws:s3/bucketVersioning:BucketVersioning",
+    "aws:cognito/userPoolDomain:UserPoolDomain",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:cognito/resourceServer:ResourceServer",
+    "aws:cognito/userPoolClient:UserPoolClient",
+}
 
 
 def test_contract(env: str) -> None:

@@ -24,17 +24,21 @@ def test_policy_builder_resolves_outputs_and_scopes_resources():
     table = pulumi.Output.from_input("arn:aws:dynamodb:eu-central-1:1:table/t")
     bucket = pulumi.Output.from_input("arn:aws:s3:::b")
     many = pulumi.Output.from_input(["arn:a", "arn:b"])
-    policy = (PolicyBuilder()
-              .allow_dynamodb([table])
-              .allow_s3([bucket], write=False)
-              .allow(["sqs:SendMessage"], many, sid="Queues")
-              .allow(["sqs:SendMessage"], ["arn:c"], sid="Queues"))
+    policy = (
+        PolicyBuilder()
+        .allow_dynamodb([table])
+        .allow_s3([bucket], write=False)
+        .allow(["sqs:SendMessage"], many, sid="Queues")
+        .allow(["sqs:SendMessage"], ["arn:c"], sid="Queues")
+    )
 
     def check(text: str) -> None:
         doc = json.loads(text)
         statements = {s["Sid"]: s for s in doc["Statement"]}
         assert statements["DynamoDB"]["Resource"] == [
-            "arn:aws:dynamodb:eu-central-1:1:table/t", "arn:aws:dynamodb:eu-central-1:1:table/t/index/*"]
+            "arn:aws:dynamodb:eu-central-1:1:table/t",
+            "arn:aws:dynamodb:eu-central-1:1:table/t/index/*",
+        ]
         assert statements["S3Objects"]["Action"] == ["s3:GetObject"]
         assert statements["S3Objects"]["Resource"] == ["arn:aws:s3:::b/*"]
         assert statements["Queues"]["Resource"] == ["arn:a", "arn:b"]
@@ -52,13 +56,19 @@ def test_assume_role_policy() -> None:
 
 @pulumi.runtime.test
 def test_security_rule_builder_creates_described_rules():
-    builder = (SecurityRuleBuilder("test-sg")
-               .ingress_from_cidr(443, "0.0.0.0/0", "HTTPS")
-               .ingress_from_sg(8000, "sg-123", "From ALB")
-               .egress_all())
+    builder = (
+        SecurityRuleBuilder("test-sg")
+        .ingress_from_cidr(443, "0.0.0.0/0", "HTTPS")
+        .ingress_from_sg(8000, "sg-123", "From ALB")
+        .egress_all()
+    )
     rules = builder.build("sg-target")
     assert len(rules) == 3
     assert [type(r).__name__ for r in rules] == [
-        "SecurityGroupIngressRule", "SecurityGroupIngressRule", "SecurityGroupEgressRule"]
+        "SecurityGroupIngressRule",
+        "SecurityGroupIngressRule",
+        "SecurityGroupEgressRule",
+    ]
     return pulumi.Output.all(*[r.description for r in rules], rules[0].from_port).apply(
-        lambda values: values == ["HTTPS", "From ALB", "All outbound traffic", 443] or pytest.fail(str(values)))
+        lambda values: values == ["HTTPS", "From ALB", "All outbound traffic", 443] or pytest.fail(str(values))
+    )

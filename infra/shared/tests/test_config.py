@@ -55,7 +55,10 @@ def test_resource_naming_helpers() -> None:
 
 def test_tags() -> None:
     assert get_tags(service="backend") == {
-        "Project": "tradai", "Environment": "dev", "Service": "backend", "ManagedBy": "pulumi",
+        "Project": "tradai",
+        "Environment": "dev",
+        "Service": "backend",
+        "ManagedBy": "pulumi",
     }
     assert "Service" not in get_tags()
 
@@ -79,7 +82,9 @@ def test_ecr_repositories_cover_every_published_image() -> None:
     assert len(ECR_REPOSITORIES) == 22 == len(set(ECR_REPOSITORIES))
     assert "tradai/lambda-base" in ECR_REPOSITORIES
     assert {f"tradai/lambda-{n}" for n in LAMBDA_NAMES} <= set(ECR_REPOSITORIES)
-    assert {"tradai/backend", "tradai/data-collection", "tradai/strategy-service", "tradai/mlflow"} <= set(ECR_REPOSITORIES)
+    assert {"tradai/backend", "tradai/data-collection", "tradai/strategy-service", "tradai/mlflow"} <= set(
+        ECR_REPOSITORIES
+    )
     assert all(re.fullmatch(r"tradai/[a-z0-9-]+", repo) for repo in ECR_REPOSITORIES)
 
 
@@ -94,7 +99,11 @@ def test_environment_differences() -> None:
     dev, staging, prod = (ENVIRONMENT_SETTINGS[e] for e in ("dev", "staging", "prod"))
     # dev: single-AZ, t4g.micro RDS, FARGATE_SPOT, 7-day logs
     assert (dev.multi_az, dev.rds_instance_class, dev.use_fargate_spot, dev.log_retention_days) == (
-        False, "db.t4g.micro", True, 7)
+        False,
+        "db.t4g.micro",
+        True,
+        7,
+    )
     # staging: production-like but single-AZ, t4g.small RDS
     assert (staging.multi_az, staging.rds_instance_class) == (False, "db.t4g.small")
     # prod: multi-AZ, full redundancy, 90-day logs, no Spot for live trading

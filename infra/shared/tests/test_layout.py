@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
 import pytest
+import yaml
 
 from tradai_infra_shared.config import ENVIRONMENTS, STACKS
 from tradai_infra_shared.exports import EXPORTS, UPSTREAMS
@@ -54,3 +54,15 @@ def test_env_example_lists_the_guide_variables() -> None:
     )
     assert {"S3_PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_PROFILE", "AWS_REGION"} <= set(assignments)
     assert assignments["PULUMI_CONFIG_PASSPHRASE"] == ""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_modules_import_in_process_under_their_own_name(stack: str) -> None:
+    """Modules import each other relatively, so each stack's package loads beside the others."""
+    from tradai_infra_shared.testing import import_stack_module
+
+    names = sorted(p.stem for p in (INFRA_DIR / stack / "modules").glob("*.py") if p.stem != "__init__")
+    assert names
+    for name in names:
+        module = import_stack_module(stack, name)
+        assert module.__name__ == f"tradai_{stack}_modules.{name}"

@@ -47,8 +47,12 @@ SUBNET_CIDRS = {
 #: ``tables``/``buckets``/``queues``/``topics`` are what the service's task role may use.
 SERVICES: dict[str, dict[str, Any]] = {
     "backend": {
-        "port": 8000, "cpu": 256, "memory": 512,
-        "service_name": "backend-api", "path": "/api", "health_path": "/health",
+        "port": 8000,
+        "cpu": 256,
+        "memory": 512,
+        "service_name": "backend-api",
+        "path": "/api",
+        "health_path": "/health",
         "tables": ["workflow_state", "health_state", "trading_state"],
         "buckets": {"results": "read"},
         "queues": {"backtest": "send"},
@@ -56,24 +60,36 @@ SERVICES: dict[str, dict[str, Any]] = {
         "state_machine": True,
     },
     "strategy-service": {
-        "port": 8003, "cpu": 256, "memory": 512,
-        "service_name": "strategy-service", "path": "/strategy", "health_path": "/health",
+        "port": 8003,
+        "cpu": 256,
+        "memory": 512,
+        "service_name": "strategy-service",
+        "path": "/strategy",
+        "health_path": "/health",
         "tables": ["workflow_state", "health_state", "trading_state"],
         "buckets": {"configs": "read", "results": "write", "arcticdb": "read", "mlflow": "write"},
         "queues": {"status": "send"},
         "topics": [],
     },
     "data-collection": {
-        "port": 8002, "cpu": 256, "memory": 512,
-        "service_name": "data-collection", "path": "/data", "health_path": "/health",
+        "port": 8002,
+        "cpu": 256,
+        "memory": 512,
+        "service_name": "data-collection",
+        "path": "/data",
+        "health_path": "/health",
         "tables": ["health_state"],
         "buckets": {"arcticdb": "write"},
         "queues": {},
         "topics": [],
     },
     "mlflow": {
-        "port": 5000, "cpu": 256, "memory": 512,
-        "service_name": "mlflow", "path": "/mlflow", "health_path": "/health",
+        "port": 5000,
+        "cpu": 256,
+        "memory": 512,
+        "service_name": "mlflow",
+        "path": "/mlflow",
+        "health_path": "/health",
         "tables": [],
         "buckets": {"mlflow": "write"},
         "queues": {},
@@ -86,7 +102,9 @@ SERVICES: dict[str, dict[str, Any]] = {
 #: environment; live trading never runs on FARGATE_SPOT in prod (EnvironmentSettings).
 TRADING_SERVICES: dict[str, dict[str, Any]] = {
     name: {
-        "image": "strategy-service", "cpu": 512, "memory": 1024,
+        "image": "strategy-service",
+        "cpu": 512,
+        "memory": 1024,
         "tables": ["trading_state", "health_state"],
         "buckets": {"configs": "read", "arcticdb": "read", "mlflow": "read"},
         "queues": {},
@@ -100,7 +118,9 @@ TRADING_SERVICES: dict[str, dict[str, Any]] = {
 #: backtest-consumer Lambda (``BACKTEST_TASK_DEFINITION``), always on FARGATE_SPOT when
 #: the environment allows Spot.
 BACKTEST_TASK: dict[str, Any] = {
-    "image": "strategy-service", "cpu": 1024, "memory": 2048,
+    "image": "strategy-service",
+    "cpu": 1024,
+    "memory": 2048,
     "tables": ["workflow_state"],
     "buckets": {"configs": "read", "results": "write", "arcticdb": "read", "mlflow": "write"},
     "queues": {"status": "send"},
@@ -174,41 +194,72 @@ LAMBDA_ARCHITECTURE = "x86_64"
 #: ("sqs", queue key) | ("s3", bucket key, key prefix) | ("alarms",) | None (invoked by
 #: the API, Step Functions or an operator); ecs: "run-backtest" | "trading-services".
 LAMBDA_SETTINGS: dict[str, dict[str, Any]] = {
-    "backtest-consumer": {"tables": ["workflow_state"], "queues": {"backtest": "consume"},
-                          "trigger": ("sqs", "backtest"), "ecs": "run-backtest"},
-    "drift-monitor": {"tables": ["trading_state"], "topics": ["alerts"],
-                      "trigger": ("schedule", "drift_monitor_schedule", "rate(1 day)")},
-    "health-check": {"tables": ["workflow_state", "health_state", "trading_state"],
-                     "buckets": {"results": "read"}, "queues": {"backtest": "inspect"},
-                     "topics": ["alerts"],
-                     "trigger": ("schedule", "health_check_schedule", "rate(5 minutes)")},
+    "backtest-consumer": {
+        "tables": ["workflow_state"],
+        "queues": {"backtest": "consume"},
+        "trigger": ("sqs", "backtest"),
+        "ecs": "run-backtest",
+    },
+    "drift-monitor": {
+        "tables": ["trading_state"],
+        "topics": ["alerts"],
+        "trigger": ("schedule", "drift_monitor_schedule", "rate(1 day)"),
+    },
+    "health-check": {
+        "tables": ["workflow_state", "health_state", "trading_state"],
+        "buckets": {"results": "read"},
+        "queues": {"backtest": "inspect"},
+        "topics": ["alerts"],
+        "trigger": ("schedule", "health_check_schedule", "rate(5 minutes)"),
+    },
     "update-status": {"tables": ["workflow_state"]},
-    "sqs-consumer": {"tables": ["workflow_state"], "queues": {"status": "consume"},
-                     "trigger": ("sqs", "status")},
+    "sqs-consumer": {"tables": ["workflow_state"], "queues": {"status": "consume"}, "trigger": ("sqs", "status")},
     "validate-strategy": {"tables": ["trading_state"]},
-    "retraining-scheduler": {"tables": ["trading_state", "workflow_state"], "queues": {"backtest": "send"},
-                             "trigger": ("schedule", "retraining_scheduler_schedule", "rate(7 days)")},
+    "retraining-scheduler": {
+        "tables": ["trading_state", "workflow_state"],
+        "queues": {"backtest": "send"},
+        "trigger": ("schedule", "retraining_scheduler_schedule", "rate(7 days)"),
+    },
     "backtest-launcher": {"tables": ["workflow_state"], "queues": {"backtest": "send"}},
-    "backtest-results": {"tables": ["workflow_state"], "buckets": {"results": "read"},
-                         "trigger": ("s3", "results", "results/"), "timeout": 120, "memory": 512},
+    "backtest-results": {
+        "tables": ["workflow_state"],
+        "buckets": {"results": "read"},
+        "trigger": ("s3", "results", "results/"),
+        "timeout": 120,
+        "memory": 512,
+    },
     "strategy-registration": {"tables": ["trading_state"], "topics": ["registration"]},
     "model-promoter": {"tables": ["trading_state"]},
     "alert-notifier": {"topics": ["alerts"], "trigger": ("alarms",)},
-    "heartbeat-monitor": {"tables": ["health_state"], "topics": ["alerts"],
-                          "trigger": ("schedule", "heartbeat_monitor_schedule", "rate(5 minutes)")},
+    "heartbeat-monitor": {
+        "tables": ["health_state"],
+        "topics": ["alerts"],
+        "trigger": ("schedule", "heartbeat_monitor_schedule", "rate(5 minutes)"),
+    },
     "dlq-redrive": {"queues": {"dlq": "redrive", "backtest": "send"}, "timeout": 300},
-    "data-freshness-check": {"buckets": {"arcticdb": "read"}, "topics": ["alerts"],
-                             "trigger": ("schedule", "data_freshness_schedule", "rate(1 hour)")},
-    "cleanup-expired": {"tables": ["workflow_state", "health_state"], "buckets": {"results": "write"},
-                        "trigger": ("schedule", "cleanup_expired_schedule", "rate(1 day)"), "timeout": 300},
+    "data-freshness-check": {
+        "buckets": {"arcticdb": "read"},
+        "topics": ["alerts"],
+        "trigger": ("schedule", "data_freshness_schedule", "rate(1 hour)"),
+    },
+    "cleanup-expired": {
+        "tables": ["workflow_state", "health_state"],
+        "buckets": {"results": "write"},
+        "trigger": ("schedule", "cleanup_expired_schedule", "rate(1 day)"),
+        "timeout": 300,
+    },
     "trading-killswitch": {"tables": ["trading_state"], "topics": ["alerts"], "ecs": "trading-services"},
 }
 
 #: Environment variable names the TradAI code reads (tradai_common.settings.Settings).
-TABLE_ENV_VARS = {"workflow_state": "WORKFLOW_TABLE", "health_state": "HEALTH_TABLE",
-                  "trading_state": "TRADING_TABLE"}
-BUCKET_ENV_VARS = {"results": "RESULTS_BUCKET", "arcticdb": "DATA_BUCKET", "configs": "CONFIGS_BUCKET",
-                   "mlflow": "MLFLOW_BUCKET", "logs": "LOGS_BUCKET"}
+TABLE_ENV_VARS = {"workflow_state": "WORKFLOW_TABLE", "health_state": "HEALTH_TABLE", "trading_state": "TRADING_TABLE"}
+BUCKET_ENV_VARS = {
+    "results": "RESULTS_BUCKET",
+    "arcticdb": "DATA_BUCKET",
+    "configs": "CONFIGS_BUCKET",
+    "mlflow": "MLFLOW_BUCKET",
+    "logs": "LOGS_BUCKET",
+}
 QUEUE_ENV_VARS = {"backtest": "BACKTEST_QUEUE_URL", "dlq": "BACKTEST_DLQ_URL", "status": "STATUS_QUEUE_URL"}
 TOPIC_ENV_VARS = {"alerts": "ALERTS_TOPIC_ARN", "registration": "REGISTRATION_TOPIC_ARN"}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 
@@ -28,7 +29,7 @@ class PolicyBuilder:
         sid: str | None = None,
         conditions: dict[str, Any] | None = None,
         principal: Any = None,
-    ) -> "PolicyBuilder":
+    ) -> PolicyBuilder:
         """Add an Allow statement. Wildcard actions ("*", "svc:*") are rejected.
 
         ``principal`` is only for resource policies (VPC endpoint, bucket, topic policies).
@@ -41,8 +42,9 @@ class PolicyBuilder:
         statement: dict[str, Any] = {
             "Effect": "Allow",
             "Action": sorted(set(actions)),
-            "Resource": list(resources) if isinstance(resources, (list, tuple)) else
-            pulumi.Output.from_input(resources).apply(lambda r: list(r) if isinstance(r, (list, tuple)) else [r]),
+            "Resource": list(resources)
+            if isinstance(resources, (list, tuple))
+            else pulumi.Output.from_input(resources).apply(lambda r: list(r) if isinstance(r, (list, tuple)) else [r]),
         }
         if principal is not None:
             statement["Principal"] = principal
@@ -53,30 +55,33 @@ class PolicyBuilder:
         self._statements.append(statement)
         return self
 
-    def allow_dynamodb(self, table_arns: Sequence[pulumi.Input[str]], *, write: bool = True) -> "PolicyBuilder":
+    def allow_dynamodb(self, table_arns: Sequence[pulumi.Input[str]], *, write: bool = True) -> PolicyBuilder:
         """Read (and optionally write) specific tables and their indexes."""
         if not table_arns:
             return self
-        actions = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:BatchGetItem",
-                   "dynamodb:DescribeTable"]
+        actions = [
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:BatchGetItem",
+            "dynamodb:DescribeTable",
+        ]
         if write:
-            actions += ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                        "dynamodb:BatchWriteItem"]
+            actions += ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         resources: list[pulumi.Input[str]] = []
         for arn in table_arns:
             resources += [arn, pulumi.Output.concat(arn, "/index/*")]
         return self.allow(actions, resources, sid="DynamoDB")
 
-    def allow_s3(self, bucket_arns: Sequence[pulumi.Input[str]], *, write: bool = True) -> "PolicyBuilder":
+    def allow_s3(self, bucket_arns: Sequence[pulumi.Input[str]], *, write: bool = True) -> PolicyBuilder:
         """List specific buckets and read (and optionally write) their objects."""
         if not bucket_arns:
             return self
         self.allow(["s3:ListBucket", "s3:GetBucketLocation"], list(bucket_arns), sid="S3Buckets")
         actions = ["s3:GetObject"] + (["s3:PutObject", "s3:DeleteObject"] if write else [])
-        return self.allow(actions, [pulumi.Output.concat(arn, "/*") for arn in bucket_arns],
-                          sid="S3Objects")
+        return self.allow(actions, [pulumi.Output.concat(arn, "/*") for arn in bucket_arns], sid="S3Objects")
 
-    def allow_logs(self, log_group_arns: Sequence[pulumi.Input[str]]) -> "PolicyBuilder":
+    def allow_logs(self, log_group_arns: Sequence[pulumi.Input[str]]) -> PolicyBuilder:
         """Write to specific CloudWatch log groups."""
         return self.allow(
             ["logs:CreateLogStream", "logs:PutLogEvents"],

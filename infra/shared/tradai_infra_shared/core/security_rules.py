@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -16,9 +15,9 @@ class _Rule:
     to_port: int
     protocol: str
     description: str
-    cidr: Optional[str] = None
-    peer_sg: Optional[pulumi.Input[str]] = None
-    prefix_list: Optional[pulumi.Input[str]] = None
+    cidr: str | None = None
+    peer_sg: pulumi.Input[str] | None = None
+    prefix_list: pulumi.Input[str] | None = None
 
 
 class SecurityRuleBuilder:
@@ -32,45 +31,49 @@ class SecurityRuleBuilder:
         self.name = name
         self._rules: list[_Rule] = []
 
-    def ingress_from_sg(self, port: int, peer_sg: pulumi.Input[str], description: str,
-                        to_port: int | None = None) -> "SecurityRuleBuilder":
+    def ingress_from_sg(
+        self, port: int, peer_sg: pulumi.Input[str], description: str, to_port: int | None = None
+    ) -> SecurityRuleBuilder:
         self._rules.append(_Rule("ingress", port, to_port or port, "tcp", description, peer_sg=peer_sg))
         return self
 
-    def ingress_from_cidr(self, port: int, cidr: str, description: str,
-                          to_port: int | None = None) -> "SecurityRuleBuilder":
+    def ingress_from_cidr(
+        self, port: int, cidr: str, description: str, to_port: int | None = None
+    ) -> SecurityRuleBuilder:
         self._rules.append(_Rule("ingress", port, to_port or port, "tcp", description, cidr=cidr))
         return self
 
-    def ingress_all_from_cidr(self, cidr: str, description: str) -> "SecurityRuleBuilder":
+    def ingress_all_from_cidr(self, cidr: str, description: str) -> SecurityRuleBuilder:
         """All protocols from a CIDR (a NAT instance forwarding the VPC's traffic)."""
         self._rules.append(_Rule("ingress", -1, -1, "-1", description, cidr=cidr))
         return self
 
-    def egress_to_sg(self, port: int, peer_sg: pulumi.Input[str], description: str,
-                     to_port: int | None = None) -> "SecurityRuleBuilder":
+    def egress_to_sg(
+        self, port: int, peer_sg: pulumi.Input[str], description: str, to_port: int | None = None
+    ) -> SecurityRuleBuilder:
         self._rules.append(_Rule("egress", port, to_port or port, "tcp", description, peer_sg=peer_sg))
         return self
 
-    def egress_to_cidr(self, port: int, cidr: str, description: str,
-                       to_port: int | None = None) -> "SecurityRuleBuilder":
+    def egress_to_cidr(self, port: int, cidr: str, description: str, to_port: int | None = None) -> SecurityRuleBuilder:
         self._rules.append(_Rule("egress", port, to_port or port, "tcp", description, cidr=cidr))
         return self
 
-    def egress_to_prefix_list(self, port: int, prefix_list_id: pulumi.Input[str],
-                              description: str) -> "SecurityRuleBuilder":
+    def egress_to_prefix_list(
+        self, port: int, prefix_list_id: pulumi.Input[str], description: str
+    ) -> SecurityRuleBuilder:
         self._rules.append(_Rule("egress", port, port, "tcp", description, prefix_list=prefix_list_id))
         return self
 
-    def egress_all(self, description: str = "All outbound traffic") -> "SecurityRuleBuilder":
+    def egress_all(self, description: str = "All outbound traffic") -> SecurityRuleBuilder:
         self._rules.append(_Rule("egress", -1, -1, "-1", description, cidr="0.0.0.0/0"))
         return self
 
     def __len__(self) -> int:
         return len(self._rules)
 
-    def build(self, security_group_id: pulumi.Input[str],
-              opts: pulumi.ResourceOptions | None = None) -> list[pulumi.CustomResource]:
+    def build(
+        self, security_group_id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None
+    ) -> list[pulumi.CustomResource]:
         """Create one rule resource per declared rule."""
         resources: list[pulumi.CustomResource] = []
         for index, rule in enumerate(self._rules):

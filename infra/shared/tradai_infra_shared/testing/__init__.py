@@ -8,12 +8,23 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "ACCOUNT_ID": "mocks", "REGION": "mocks", "TradaiMocks": "mocks",
-    "INFRA_DIR": "runner", "MANIFEST_ENV": "runner", "REPO_ROOT": "runner", "StackRun": "runner",
-    "fake_digest": "runner", "fake_image_manifest": "runner", "import_stack_module": "runner",
-    "load_stack_config": "runner", "load_stack_modules": "runner", "prewarm": "runner",
-    "run_stack": "runner", "write_manifest": "runner",
-    "contract_problems": "contract", "stack_ref_literals": "contract",
+    "ACCOUNT_ID": "mocks",
+    "REGION": "mocks",
+    "TradaiMocks": "mocks",
+    "INFRA_DIR": "runner",
+    "MANIFEST_ENV": "runner",
+    "REPO_ROOT": "runner",
+    "StackRun": "runner",
+    "fake_digest": "runner",
+    "fake_image_manifest": "runner",
+    "import_stack_module": "runner",
+    "load_stack_config": "runner",
+    "load_stack_modules": "runner",
+    "prewarm": "runner",
+    "run_stack": "runner",
+    "write_manifest": "runner",
+    "contract_problems": "contract",
+    "stack_ref_literals": "contract",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -65,11 +65,13 @@ class TradaiMocks(pulumi.runtime.Mocks):
             state["port"] = int(inputs.get("port", 5432))
             state["endpoint"] = f"{state['address']}:{state['port']}"
             if inputs.get("manageMasterUserPassword"):
-                state["masterUserSecrets"] = [{
-                    "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-{physical}",
-                    "secretStatus": "active",
-                    "kmsKeyId": "aws/secretsmanager",
-                }]
+                state["masterUserSecrets"] = [
+                    {
+                        "secretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-{physical}",
+                        "secretStatus": "active",
+                        "kmsKeyId": "aws/secretsmanager",
+                    }
+                ]
         elif typ == "aws:cognito/userPool:UserPool":
             resource_id = f"{REGION}_mockpool"
             state["endpoint"] = f"cognito-idp.{REGION}.amazonaws.com/{resource_id}"
@@ -93,8 +95,12 @@ class TradaiMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         token = args.token
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
-            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test",
-                    "userId": "AIDATEST", "id": ACCOUNT_ID}
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/test",
+                "userId": "AIDATEST",
+                "id": ACCOUNT_ID,
+            }
         if token == "aws:index/getRegion:getRegion":
             return {"name": REGION, "region": REGION, "id": REGION, "endpoint": f"ec2.{REGION}.amazonaws.com"}
         if token == "aws:index/getPartition:getPartition":
@@ -103,7 +109,11 @@ class TradaiMocks(pulumi.runtime.Mocks):
             return {"names": [f"{REGION}a", f"{REGION}b", f"{REGION}c"], "id": REGION}
         if token == "aws:ecr/getRepository:getRepository":
             name = args.args["name"]
-            return {"name": name, "id": name, "arn": f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/{name}",
-                    "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{name}",
-                    "registryId": ACCOUNT_ID}
+            return {
+                "name": name,
+                "id": name,
+                "arn": f"arn:aws:ecr:{REGION}:{ACCOUNT_ID}:repository/{name}",
+                "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{name}",
+                "registryId": ACCOUNT_ID,
+            }
         return {}

@@ -8,6 +8,7 @@ programs' own mocked runs, so the contract between stacks is exercised end to en
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -17,11 +18,12 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -61,7 +63,7 @@ class StackRun:
     duplicate_exports: list[str] = field(default_factory=list)
     exports: dict[str, Any] = field(default_factory=dict)
 
-    def require_ok(self) -> "StackRun":
+    def require_ok(self) -> StackRun:
         if not self.ok:
             raise AssertionError(f"{self.stack}/{self.env} failed under mocks:\n{self.traceback or self.error}")
         return self
@@ -101,8 +103,7 @@ def fake_image_manifest(missing: Iterable[str] = ()) -> dict[str, Any]:
 
 
 def write_manifest(manifest: Mapping[str, Any]) -> str:
-    handle = tempfile.NamedTemporaryFile("w", suffix=".json", prefix="image-manifest-", delete=False)
-    with handle:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="image-manifest-", delete=False) as handle:
         json.dump(manifest, handle)
     return handle.name
 
@@ -148,10 +149,9 @@ def prewarm(pairs: Iterable[tuple[str, str]], workers: int | None = None) -> Non
     pairs = list(pairs)
 
     def run_quietly(pair: tuple[str, str]) -> None:
-        try:
+        # A failure is cached with the run; the test that asks for this run reports it.
+        with contextlib.suppress(Exception):
             run_stack(*pair)
-        except Exception:  # noqa: BLE001 - cached; the test that asks for this run reports it
-            pass
 
     with ThreadPoolExecutor(max_workers=workers or max(1, os.cpu_count() or 1)) as pool:
         list(pool.map(run_quietly, pairs))
@@ -176,19 +176,32 @@ def _execute(stack: str, env: str, overrides: dict[str, str], env_vars: dict[str
 
     with tempfile.TemporaryDirectory(prefix=f"pulumi-{stack}-{env}-") as tmp:
         request_path, result_path = Path(tmp, "request.json"), Path(tmp, "result.json")
-        request_path.write_text(json.dumps({
-            "stack_dir": str(stack_dir),
-            "project": f"tradai-{stack}",
-            "env": env,
-            "upstream_outputs": upstream_outputs,
-        }))
+        request_path.write_text(
+            json.dumps(
+                {
+                    "stack_dir": str(stack_dir),
+                    "project": f"tradai-{stack}",
+                    "env": env,
+                    "upstream_outputs": upstream_outputs,
+                }
+            )
+        )
         proc = subprocess.run(
             [sys.executable, "-m", "tradai_infra_shared.testing.harness", str(request_path), str(result_path)],
-            cwd=stack_dir, env=environment, capture_output=True, text=True, timeout=900,
+            cwd=stack_dir,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if proc.returncode != 0 or not result_path.exists():
-            return StackRun(stack, env, ok=False, error=proc.stderr.strip() or f"harness exited {proc.returncode}",
-                            traceback=proc.stderr)
+            return StackRun(
+                stack,
+                env,
+                ok=False,
+                error=proc.stderr.strip() or f"harness exited {proc.returncode}",
+                traceback=proc.stderr,
+            )
         data = json.loads(result_path.read_text())
     return StackRun(stack=stack, env=env, **data)
 
