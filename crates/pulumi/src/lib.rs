@@ -7,3 +7,15 @@
 //! trait, implemented by the crates that talk to the network.
 
 pub mod graph;
+pub mod dotenv;
+pub mod error;
+pub mod images;
+pub mod preview;
+pub mod runner;
+pub mod settings;
+
+pub use error::{Category, PulumiError, StackId};
+pub use graph::{DestroyPolicy, Env, ImageSet, Layer, Stack};
+pub use preview::PreviewDigest;
+pub use runner::Pulumi;
+pub use settings::{Needs, Settings, SettingsError};
