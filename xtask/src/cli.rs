@@ -49,6 +49,8 @@ pub enum Command {
     ServicePush(ServicePushArgs),
     /// Build and push all 4 service images
     ServicePushAll(BuildArgs),
+    /// The CI gate: `ci` runs every job; `ci changes|lint|typecheck|test|security|perf|contract` one
+    Ci(crate::commands::ci::CiArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +76,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Setup", &["doctor", "test"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all"]),
+    ("CI", &["ci"]),
 ];
 
 /// Seed recipe names that take their first argument from the name (`just

@@ -1,6 +1,7 @@
 //! One module per command family; `run` is the dispatch.
 
 pub mod build;
+pub mod ci;
 pub mod doctor;
 pub mod test;
 
@@ -24,5 +25,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
         Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
         Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
+        Command::Ci(args) => args.run(&Project::locate(root)?),
     }
 }
