@@ -35,6 +35,8 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run every test: the tool's Rust tests and every Python package's pytest
     Test(TestArgs),
+    /// Measure the build speed claims side by side (no-op, one change, cold, hashing, registry)
+    Bench(crate::commands::bench::BenchArgs),
     /// Build the tradai-common wheel, lambda-base and every Lambda image that changed
     LambdaBuildAll(BuildArgs),
     /// Build the named Lambda images (and what they are built from)
@@ -73,7 +75,7 @@ pub struct ServicePushArgs {
 
 /// How the commands are grouped in `cargo xtask --help`.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("Setup", &["doctor", "test"]),
+    ("Setup", &["doctor", "test", "bench"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all"]),
     ("CI", &["ci"]),

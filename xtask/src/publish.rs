@@ -114,7 +114,6 @@ pub fn publish(
     jobs: usize,
 ) -> (Vec<Published>, Vec<(String, String)>) {
     let registry = cache.registry;
-    let name = registry.name();
     let status: HashMap<&str, &TargetReport> = reports.iter().map(|r| (r.id.as_str(), r)).collect();
     let work: Vec<_> = plan
         .items
@@ -150,7 +149,6 @@ pub fn publish(
     }
     done.sort_by(|a, b| a.id.cmp(&b.id));
     failed.sort();
-    let _ = name;
     (done, failed)
 }
 

@@ -1,5 +1,6 @@
 //! One module per command family; `run` is the dispatch.
 
+pub mod bench;
 pub mod build;
 pub mod ci;
 pub mod doctor;
@@ -18,6 +19,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match command {
         Command::Doctor(args) => args.run(root),
         Command::Test(args) => args.run(&Project::locate(root)?),
+        Command::Bench(args) => args.run(&Project::locate(root)?),
         Command::LambdaBuildAll(args) => build::run(&Project::locate(root)?, build::Selection::AllLambdas, &args),
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
         Command::LambdaBootstrap(args) => build::run(&Project::locate(root)?, build::Selection::Bootstrap, &args),
