@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 
 from tradai_infra_shared.config import LAMBDA_NAMES
-from tradai_infra_shared.testing import contract_problems, run_stack
+from tradai_infra_shared.testing import contract_problems, run_stack, unknown_input_keys
 
 STACK = "edge"
+
+
+def test_inputs_use_known_pulumi_aws_arguments(env: str) -> None:
+    assert unknown_input_keys(run_stack(STACK, env).require_ok()) == []
 
 
 def test_contract(env: str) -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tradai_infra_shared.config import DYNAMODB_TABLES, ECR_REPOSITORIES, ENVIRONMENT_SETTINGS, S3_BUCKETS
-from tradai_infra_shared.testing import contract_problems, run_stack
+from tradai_infra_shared.testing import contract_problems, run_stack, unknown_input_keys
 
 STACK = "persistent"
 TAGLESS = {
@@ -22,6 +22,10 @@ TAGLESS = {
     "aws:cognito/resourceServer:ResourceServer",
     "aws:cognito/userPoolClient:UserPoolClient",
 }
+
+
+def test_inputs_use_known_pulumi_aws_arguments(env: str) -> None:
+    assert unknown_input_keys(run_stack(STACK, env).require_ok()) == []
 
 
 def test_contract(env: str) -> None:

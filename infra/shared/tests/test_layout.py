@@ -66,3 +66,23 @@ def test_stack_modules_import_in_process_under_their_own_name(stack: str) -> Non
     for name in names:
         module = import_stack_module(stack, name)
         assert module.__name__ == f"tradai_{stack}_modules.{name}"
+
+
+#: Every module the guide names, in the stack that owns it (see README: the guide's
+#: foundation table also lists the persistent and compute modules; the stack table wins).
+GUIDE_MODULES = {
+    "persistent": ("s3", "dynamodb", "ecr", "cognito", "codeartifact", "cloudtrail"),
+    "foundation": ("vpc", "vpc_endpoints", "vpc_flow_logs", "nacl", "sns", "security_groups", "nat_instance",
+                   "rds", "secret_rotation", "sqs"),
+    "compute": ("iam", "alb", "ecs", "ecs_services", "ec2_consolidated", "lambda_funcs", "step_functions"),
+    "edge": ("api_gateway", "waf", "cloudwatch_alarms", "cloudwatch_dashboard"),
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_module_the_guide_lists_exists(stack: str) -> None:
+    present = {p.stem for p in (INFRA_DIR / stack / "modules").glob("*.py")}
+    assert set(GUIDE_MODULES[stack]) <= present
+    main = (INFRA_DIR / stack / "__main__.py").read_text()
+    unused = [m for m in GUIDE_MODULES[stack] if f"modules.{m} import" not in main]
+    assert not unused, f"{stack}/__main__.py does not use {unused}"

@@ -25,6 +25,7 @@ _EXPORTS = {
     "write_manifest": "runner",
     "contract_problems": "contract",
     "stack_ref_literals": "contract",
+    "unknown_input_keys": "schema",
 }
 __all__ = sorted(_EXPORTS)
 
