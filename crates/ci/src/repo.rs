@@ -286,8 +286,11 @@ impl Repo {
     /// source of every package it depends on imports.
     pub fn shared_watch(&self, name: &str) -> BTreeSet<String> {
         let mut out = self.package(name).map(|p| p.shared_imports.clone()).unwrap_or_default();
-        for dep in self.transitive_deps(name) {
-            if let Some(p) = self.package(&dep) {
+        let shared = self.shared.as_ref().map(|s| s.package.as_str());
+        // The library's own modules reach a package only through the imports above,
+        // followed module by module by `SharedLib::dependents`.
+        for dep in self.transitive_deps(name).iter().filter(|d| Some(d.as_str()) != shared) {
+            if let Some(p) = self.package(dep) {
                 out.extend(p.shared_imports_src.iter().cloned());
             }
         }
