@@ -53,6 +53,21 @@ pub enum Command {
     ServicePushAll(BuildArgs),
     /// The CI gate: `ci` runs every job; `ci changes|lint|typecheck|test|security|perf|contract` one
     Ci(crate::commands::ci::CiArgs),
+    /// Create infra/.env from infra/.env.example (never overwrites an existing one)
+    InfraSetup(crate::commands::infra::SetupArgs),
+    /// Preview one stack, or all four in order; --expect-no-changes fails on drift
+    #[command(override_usage = "cargo xtask infra-preview [OPTIONS] [STACK] <ENV>")]
+    InfraPreview(crate::commands::infra::PreviewArgs),
+    /// Deploy one stack: prerequisites (images for compute), state backup, preview, up
+    InfraUp(crate::commands::infra::UpArgs),
+    /// Deploy everything in order: persistent, foundation, images, compute, edge
+    InfraBootstrap(crate::commands::infra::BootstrapArgs),
+    /// Print a stack's outputs as JSON (secrets masked unless --show-secrets)
+    InfraOutputs(crate::commands::infra::OutputsArgs),
+    /// Release a stale lock and show how the cloud drifted from the state (--write records it)
+    InfraRecover(crate::commands::infra::RecoverArgs),
+    /// Destroy a stack's resources after a backup (never persistent; asks to confirm)
+    InfraDestroy(crate::commands::infra::DestroyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,11 +94,21 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all"]),
     ("CI", &["ci"]),
+    ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
 
 /// Seed recipe names that take their first argument from the name (`just
 /// infra-up-compute dev` is `cargo xtask infra-up compute dev`).
-pub const ALIASES: &[(&str, &[&str])] = &[];
+pub const ALIASES: &[(&str, &[&str])] = &[
+    ("infra-up-persistent", &["infra-up", "persistent"]),
+    ("infra-up-foundation", &["infra-up", "foundation"]),
+    ("infra-up-compute", &["infra-up", "compute"]),
+    ("infra-up-edge", &["infra-up", "edge"]),
+    ("infra-preview-persistent", &["infra-preview", "persistent"]),
+    ("infra-preview-foundation", &["infra-preview", "foundation"]),
+    ("infra-preview-compute", &["infra-preview", "compute"]),
+    ("infra-preview-edge", &["infra-preview", "edge"]),
+];
 
 /// Rewrites a seed recipe alias into the canonical command.
 pub fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
@@ -110,6 +135,7 @@ pub fn grouped_commands() -> String {
     }
     if !ALIASES.is_empty() {
         out.push_str("Seed recipe names (same arguments as `just <name>`):\n");
+        let width = ALIASES.iter().map(|(a, _)| a.len()).max().unwrap_or(width);
         for (alias, expansion) in ALIASES {
             out.push_str(&format!("  {alias:<width$}  = {}\n", expansion.join(" ")));
         }

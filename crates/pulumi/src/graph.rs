@@ -202,11 +202,12 @@ impl ImageSet {
         }
     }
 
-    /// The `cargo xtask` command (and its arguments) that publishes the set to ECR.
-    pub fn publish_command(self) -> &'static [&'static str] {
+    /// The `cargo xtask` command that builds and publishes the set (`--registry <name>`
+    /// is added by the caller).
+    pub fn publish_command(self) -> &'static str {
         match self {
-            ImageSet::Lambda => &["lambda-bootstrap", "--registry", "ecr"],
-            ImageSet::Service => &["service-push-all"],
+            ImageSet::Lambda => "lambda-bootstrap",
+            ImageSet::Service => "service-push-all",
         }
     }
 }

@@ -2,8 +2,8 @@
 //! `pulumi` call, and the digests found are handed to the program in a manifest so that
 //! Lambda functions are pinned to exactly what was checked.
 //!
-//! Looking images up is the [`ImageRegistry`] trait; the crates that talk to ECR implement
-//! it. This module owns the policy: what is required, what a miss says, and the manifest.
+//! Looking images up is the [`ImageRegistry`] trait; the code that talks to registries
+//! implements it. This module owns the policy: what is required, what a miss says, and the manifest.
 
 use std::collections::BTreeMap;
 
@@ -32,25 +32,31 @@ pub struct Required {
 /// Why a stack's images are not ready.
 #[derive(Debug, thiserror::Error)]
 pub enum PreflightError {
-    #[error("{count} image(s) missing from ECR for {env}: {names}; publish them with {fixes}, then rerun", count = .missing.len(), names = .missing.join(", "))]
-    Missing { env: Env, missing: Vec<String>, fixes: String },
-    #[error("cannot check the images in ECR for {env}: {detail}")]
-    Check { env: Env, detail: String },
-    #[error("ECR returned a malformed digest for {repository} (expected sha256:<64 hex>); republish it with {fix}")]
+    #[error("{count} image(s) missing from {registry} for {env}: {names}; publish them with {fixes}, then rerun", count = .missing.len(), names = .missing.join(", "))]
+    Missing { registry: String, env: Env, missing: Vec<String>, fixes: String },
+    #[error("cannot check the images in {registry} for {env}: {detail}")]
+    Check { registry: String, env: Env, detail: String },
+    #[error("the registry returned a malformed digest for {repository} (expected sha256:<64 hex>); republish it with {fix}")]
     BadDigest { repository: String, fix: String },
     #[error("cannot write the image manifest {path}: {detail}")]
     Manifest { path: String, detail: String },
 }
 
-fn fix_command(set: ImageSet) -> String {
-    format!("`cargo xtask {}`", set.publish_command().join(" "))
+fn fix_command(set: ImageSet, registry: &str) -> String {
+    format!("`cargo xtask {} --registry {registry}`", set.publish_command())
 }
 
 /// Asks the registry once for every required image; returns all digests, or one error
-/// naming every missing image and the command that publishes each set.
-pub fn check_images(registry: &dyn ImageRegistry, env: Env, required: &[Required]) -> Result<BTreeMap<String, String>, PreflightError> {
+/// naming every missing image and the command that publishes each set to the registry
+/// called `registry_name` in `--registry` (`ecr`, or `host[:port]`).
+pub fn check_images(
+    registry: &dyn ImageRegistry,
+    registry_name: &str,
+    env: Env,
+    required: &[Required],
+) -> Result<BTreeMap<String, String>, PreflightError> {
     let all: Vec<String> = required.iter().flat_map(|r| r.repositories.iter().cloned()).collect();
-    let found = registry.digests(env, &all).map_err(|detail| PreflightError::Check { env, detail })?;
+    let found = registry.digests(env, &all).map_err(|detail| PreflightError::Check { registry: registry_name.to_owned(), env, detail })?;
     let mut digests = BTreeMap::new();
     let mut missing = Vec::new();
     let mut fixes: Vec<String> = Vec::new();
@@ -60,10 +66,10 @@ pub fn check_images(registry: &dyn ImageRegistry, env: Env, required: &[Required
                 Some(d) if is_digest(&d) => {
                     digests.insert(repo.clone(), d);
                 }
-                Some(_) => return Err(PreflightError::BadDigest { repository: repo.clone(), fix: fix_command(req.set) }),
+                Some(_) => return Err(PreflightError::BadDigest { repository: repo.clone(), fix: fix_command(req.set, registry_name) }),
                 None => {
                     missing.push(repo.clone());
-                    let fix = fix_command(req.set);
+                    let fix = fix_command(req.set, registry_name);
                     if !fixes.contains(&fix) {
                         fixes.push(fix);
                     }
@@ -72,7 +78,7 @@ pub fn check_images(registry: &dyn ImageRegistry, env: Env, required: &[Required
         }
     }
     if !missing.is_empty() {
-        return Err(PreflightError::Missing { env, missing, fixes: fixes.join(" and ") });
+        return Err(PreflightError::Missing { registry: registry_name.to_owned(), env, missing, fixes: fixes.join(" and ") });
     }
     Ok(digests)
 }
@@ -91,26 +97,6 @@ pub fn write_manifest(path: &Utf8Path, digests: &BTreeMap<String, String>) -> Re
     }
     xtask_engine::atomic::write_atomically(path, format!("{text}\n").as_bytes())
         .map_err(|e| PreflightError::Manifest { path: path.to_string(), detail: format!("{e:#}") })
-}
-
-/// A registry read from a JSON file `{"<repository>": "sha256:..."}`: what the tests of
-/// the command ordering use in place of ECR (see docs/infrastructure.md). Not a check of
-/// ECR; never selected unless `XTASK_TEST_ECR_IMAGES` names the file.
-#[derive(Debug, Clone)]
-pub struct JsonFileRegistry {
-    pub path: camino::Utf8PathBuf,
-}
-
-impl ImageRegistry for JsonFileRegistry {
-    fn digests(&self, _env: Env, repositories: &[String]) -> Result<BTreeMap<String, Option<String>>, String> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}".to_owned(),
-            Err(e) => return Err(format!("cannot read {}: {e}", self.path)),
-        };
-        let held: BTreeMap<String, String> = serde_json::from_str(&text).map_err(|e| format!("{} is not a JSON object of digests: {e}", self.path))?;
-        Ok(repositories.iter().map(|r| (r.clone(), held.get(r).cloned())).collect())
-    }
 }
 
 #[cfg(test)]
@@ -141,24 +127,24 @@ mod tests {
         let held: BTreeMap<String, String> =
             [("tradai/lambda-a", 1), ("tradai/lambda-b", 2), ("tradai/backend", 3)].into_iter().map(|(r, n)| (r.to_owned(), digest(n))).collect();
         let reg = Fixed(held.clone(), Default::default());
-        assert_eq!(check_images(&reg, Env::Dev, &required()).unwrap(), held);
+        assert_eq!(check_images(&reg, "ecr", Env::Dev, &required()).unwrap(), held);
         assert_eq!(reg.1.get(), 1);
     }
 
     #[test]
     fn missing_images_are_all_named_with_the_command_that_publishes_them() {
         let reg = Fixed([("tradai/lambda-a".to_owned(), digest(1))].into_iter().collect(), Default::default());
-        let e = check_images(&reg, Env::Dev, &required()).unwrap_err().to_string();
+        let e = check_images(&reg, "ecr", Env::Dev, &required()).unwrap_err().to_string();
         assert_eq!(
             e,
-            "2 image(s) missing from ECR for dev: tradai/lambda-b, tradai/backend; publish them with `cargo xtask lambda-bootstrap --registry ecr` and `cargo xtask service-push-all`, then rerun"
+            "2 image(s) missing from ecr for dev: tradai/lambda-b, tradai/backend; publish them with `cargo xtask lambda-bootstrap --registry ecr` and `cargo xtask service-push-all --registry ecr`, then rerun"
         );
     }
 
     #[test]
     fn malformed_digests_are_refused() {
         let reg = Fixed([("tradai/lambda-a".to_owned(), "latest".to_owned())].into_iter().collect(), Default::default());
-        let e = check_images(&reg, Env::Dev, &required()[..1]).unwrap_err();
+        let e = check_images(&reg, "ecr", Env::Dev, &required()[..1]).unwrap_err();
         assert!(matches!(e, PreflightError::BadDigest { .. }), "{e}");
     }
 
@@ -170,16 +156,5 @@ mod tests {
         write_manifest(&path, &digests).unwrap();
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(v, serde_json::json!({"images": {"tradai/lambda-a": digest(7)}}));
-    }
-
-    #[test]
-    fn json_file_registry_reads_what_the_file_holds() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = camino::Utf8PathBuf::from_path_buf(tmp.path().join("ecr.json")).unwrap();
-        let reg = JsonFileRegistry { path: path.clone() };
-        let repos = vec!["tradai/lambda-a".to_owned()];
-        assert_eq!(reg.digests(Env::Dev, &repos).unwrap()["tradai/lambda-a"], None);
-        std::fs::write(&path, format!("{{\"tradai/lambda-a\": \"{}\"}}", digest(1))).unwrap();
-        assert_eq!(reg.digests(Env::Dev, &repos).unwrap()["tradai/lambda-a"], Some(digest(1)));
     }
 }

@@ -3,8 +3,8 @@
 //! CLI non-interactively, with its environment from `infra/.env`, a state backup before
 //! every change and Pulumi's failures mapped to one-line errors that say how to fix them.
 //!
-//! No tokio and no AWS SDK here: the image check compute needs is the [`images::ImageRegistry`]
-//! trait, implemented by the crates that talk to the network.
+//! No tokio and no AWS SDK here: the image check compute needs goes through the
+//! [`images::ImageRegistry`] trait, implemented where the registries are.
 
 pub mod graph;
 pub mod dotenv;

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod build;
 pub mod ci;
 pub mod doctor;
+pub mod infra;
 pub mod test;
 
 use std::process::ExitCode;
@@ -28,5 +29,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
         Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
         Command::Ci(args) => args.run(&Project::locate(root)?),
+        Command::InfraSetup(args) => args.run(root),
+        Command::InfraPreview(args) => args.run(root),
+        Command::InfraUp(args) => args.run(root),
+        Command::InfraBootstrap(args) => args.run(root),
+        Command::InfraOutputs(args) => args.run(root),
+        Command::InfraRecover(args) => args.run(root),
+        Command::InfraDestroy(args) => args.run(root),
     }
 }
