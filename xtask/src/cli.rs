@@ -51,6 +51,22 @@ pub enum Command {
     ServicePush(ServicePushArgs),
     /// Build and push all 4 service images
     ServicePushAll(BuildArgs),
+    /// Show every ECS service: counts, task definition, image digest, deployment state
+    EcsStatus(crate::commands::ops::ecs::EcsStatusArgs),
+    /// Force a new deployment of one ECS service and wait until it settles
+    EcsForceDeploy(crate::commands::ops::ecs::EcsForceDeployArgs),
+    /// Redeploy the trading services (strategy-service, dry-run-trading, live-trading)
+    EcsForceDeployAll(crate::commands::ops::ecs::EcsForceDeployAllArgs),
+    /// Show the consolidated EC2 group: capacity, instances, instance refreshes
+    AsgStatus(crate::commands::ops::asg::AsgStatusArgs),
+    /// Replace the consolidated EC2 instances (instance refresh) and wait until done
+    AsgRefresh(crate::commands::ops::asg::AsgRefreshArgs),
+    /// Get a CodeArtifact token (12h) and write it where pip and uv read their index
+    CodeartifactLogin(crate::commands::ops::codeartifact::CodeartifactLoginArgs),
+    /// Build tradai-strategy's wheel if it changed and upload it to the package index
+    PublishAllLibs(crate::commands::ops::publish::PublishAllLibsArgs),
+    /// Check that ECR holds every Lambda image for a tag, with digests
+    LambdaCheckImages(crate::commands::ops::lambda_images::LambdaCheckImagesArgs),
     /// The CI gate: `ci` runs every job; `ci changes|lint|typecheck|test|security|perf|contract` one
     Ci(crate::commands::ci::CiArgs),
     /// Create infra/.env from infra/.env.example (never overwrites an existing one)
@@ -93,6 +109,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Setup", &["doctor", "test", "bench"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all"]),
+    ("Operations", &["ecs-status", "ecs-force-deploy", "ecs-force-deploy-all", "asg-status", "asg-refresh", "codeartifact-login", "publish-all-libs", "lambda-check-images"]),
     ("CI", &["ci"]),
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];

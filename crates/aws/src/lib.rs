@@ -21,7 +21,6 @@ mod lambda;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ecr::config::ProvideCredentials as _;
@@ -113,23 +112,29 @@ impl Aws {
             .map_err(|e| AwsError::Other(format!("cannot start the AWS client runtime: {e}")))?;
         // ring, not aws-lc: no C toolchain and a much shorter build.
         let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)).build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http).retry_config(retry_config()).timeout_config(timeout_config());
-        if std::env::var_os("AWS_PROFILE").is_none()
-            && let Some(p) = &settings.profile
+        let loader = || {
+            let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http.clone()).retry_config(retry_config()).timeout_config(timeout_config());
+            if std::env::var_os("AWS_PROFILE").is_none()
+                && let Some(p) = &settings.profile
+            {
+                loader = loader.profile_name(p);
+            }
+            loader
+        };
+        // The chain's region (AWS_REGION, the profile) wins. The fallback is applied by
+        // loading again with it, so that every provider built at load time (assume-role,
+        // SSO, web identity) sees the same region.
+        let mut config = quiet(|| rt.block_on(loader().load()));
+        if config.region().is_none()
+            && let Some(r) = &settings.region
         {
-            loader = loader.profile_name(p);
+            config = quiet(|| rt.block_on(loader().region(aws_config::Region::new(r.clone())).load()));
         }
-        // The chain's region (AWS_REGION, the profile) wins; the fallback comes last.
-        let mut regions = RegionProviderChain::default_provider();
-        if let Some(r) = &settings.region {
-            regions = regions.or_else(aws_config::Region::new(r.clone()));
-        }
-        let config = rt.block_on(loader.region(regions).load());
         let Some(region) = config.region().map(ToString::to_string) else { return Err(AwsError::NoRegion) };
         let Some(provider) = config.credentials_provider() else {
             return Err(AwsError::NoCredentials { reason: "no credentials provider is configured".into() });
         };
-        if let Err(e) = rt.block_on(provider.provide_credentials()) {
+        if let Err(e) = quiet(|| rt.block_on(provider.provide_credentials())) {
             return Err(AwsError::NoCredentials { reason: error::one_line(&error::chain(&e)) });
         }
         let endpoint = config.endpoint_url().map(str::to_owned);
@@ -171,6 +176,18 @@ impl Aws {
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
+}
+
+/// Runs `f` without the SDK's own log lines, unless debug logging is on (`-vv`): while
+/// the configuration loads, the SDK warns about every source it finds empty (a missing
+/// profile file, no instance metadata), and the one-line error made from the outcome
+/// already says what is missing. The runtime is current-thread, so everything `f` drives
+/// runs on this thread and sees the scoped dispatcher.
+fn quiet<T>(f: impl FnOnce() -> T) -> T {
+    if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
+        return f();
+    }
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)
 }
 
 /// Polls `step` until it returns `Some`, at most until `deadline`; `None` on timeout.

@@ -5,6 +5,7 @@ pub mod build;
 pub mod ci;
 pub mod doctor;
 pub mod infra;
+pub mod ops;
 pub mod test;
 
 use std::process::ExitCode;
@@ -29,6 +30,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
         Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
         Command::Ci(args) => args.run(&Project::locate(root)?),
+        Command::EcsStatus(args) => args.run(&Project::locate(root)?),
+        Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),
+        Command::EcsForceDeployAll(args) => args.run(&Project::locate(root)?),
+        Command::AsgStatus(args) => args.run(&Project::locate(root)?),
+        Command::AsgRefresh(args) => args.run(&Project::locate(root)?),
+        Command::CodeartifactLogin(args) => args.run(&Project::locate(root)?),
+        Command::PublishAllLibs(args) => args.run(&Project::locate(root)?),
+        Command::LambdaCheckImages(args) => args.run(&Project::locate(root)?),
         Command::InfraSetup(args) => args.run(root),
         Command::InfraPreview(args) => args.run(root),
         Command::InfraUp(args) => args.run(root),

@@ -1,0 +1,290 @@
+//! Operations on the running system (the seeds' "Service Operations" and emergency
+//! procedures): ECS status and redeploys, the consolidated EC2 group, CodeArtifact login
+//! and library publishing, and the Lambda image check. Everything AWS goes through
+//! `xtask_aws`; this module adds the TradAI names, confirmation for prod, progress and
+//! the fixes that errors suggest.
+
+pub mod asg;
+pub mod codeartifact;
+pub mod ecs;
+pub mod lambda_images;
+pub mod publish;
+mod wheel_metadata;
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, ValueEnum};
+use xtask_aws::{Aws, AwsSettings};
+use xtask_engine::Progress;
+
+use crate::project::Project;
+
+/// The project name every resource name starts with (config.py `PROJECT_NAME`).
+pub const PROJECT: &str = "tradai";
+
+/// A deployment environment (a Pulumi stack name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Env {
+    Dev,
+    Staging,
+    Prod,
+}
+
+impl Env {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Env::Dev => "dev",
+            Env::Staging => "staging",
+            Env::Prod => "prod",
+        }
+    }
+
+    /// Whether the API services run on the consolidated EC2 host instead of ECS
+    /// (infra/shared config.py `EnvironmentSettings.consolidated_ec2`).
+    pub fn consolidated(self) -> bool {
+        matches!(self, Env::Dev | Env::Staging)
+    }
+}
+
+impl std::fmt::Display for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `--env` for commands that only read.
+#[derive(Debug, Clone, Args)]
+pub struct EnvArg {
+    /// The environment (dev, staging or prod)
+    #[arg(long, value_enum, default_value_t = Env::Dev)]
+    pub env: Env,
+}
+
+/// `--env` and the prod confirmation, for commands that change something.
+#[derive(Debug, Clone, Args)]
+pub struct ChangeArgs {
+    /// The environment (dev, staging or prod)
+    #[arg(long, value_enum, default_value_t = Env::Dev)]
+    pub env: Env,
+    /// Change prod without asking (otherwise prod needs its name typed on a terminal)
+    #[arg(long)]
+    pub yes_prod: bool,
+}
+
+/// How long to wait for a change to settle.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Give up waiting after this many seconds (the change itself goes on)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Start the change and return without waiting for it
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds between status checks
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, hide = true)]
+    pub poll_interval: f64,
+}
+
+impl WaitArgs {
+    pub fn timeout_or(&self, default_secs: u64) -> Duration {
+        Duration::from_secs(self.timeout.unwrap_or(default_secs))
+    }
+    pub fn poll(&self) -> Duration {
+        Duration::from_secs_f64(self.poll_interval.clamp(0.05, 300.0))
+    }
+}
+
+/// `tradai-<name>-<env>`, the standard resource name (config.py `get_resource_name`).
+pub fn resource_name(name: &str, env: Env) -> String {
+    format!("{PROJECT}-{name}-{env}")
+}
+
+/// Refuses to change prod unless `--yes-prod` is given or the user types `prod` on a
+/// terminal. Runs before any AWS call.
+pub fn confirm(args: &ChangeArgs, what: &str) -> Result<()> {
+    if args.env != Env::Prod || args.yes_prod {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
+        bail!("refusing to {what} in prod without confirmation; pass --yes-prod (or run it on a terminal and type `prod` when asked)");
+    }
+    eprint!("This will {what} in PROD. Type `prod` to continue: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin.read_line(&mut answer).context("failed to read the confirmation")?;
+    if answer.trim() != "prod" {
+        bail!("not confirmed; nothing was changed in prod");
+    }
+    Ok(())
+}
+
+/// Connects to AWS for `env`. The standard chain decides (AWS_PROFILE, AWS_REGION,
+/// credentials in the environment, SSO, instance roles); `AWS_PROFILE` and `AWS_REGION`
+/// from infra/.env fill in what the process environment lacks, as the seeds' recipes
+/// read them from there.
+pub fn connect(project: &Project, env: Env) -> Result<Aws> {
+    let dotenv = read_dotenv_keys(&project.root.join("infra/.env"), &["AWS_PROFILE", "AWS_REGION"]);
+    let settings = AwsSettings {
+        profile: dotenv.iter().find(|(k, _)| k == "AWS_PROFILE").map(|(_, v)| v.clone()),
+        region: dotenv.iter().find(|(k, _)| k == "AWS_REGION").map(|(_, v)| v.clone()),
+        env: Some(env.to_string()),
+    };
+    Ok(Aws::connect(&settings)?)
+}
+
+/// Reads only `keys` from a `.env` file (plain `KEY=value` lines, optional `export` and
+/// quotes); other lines, secrets among them, are never kept. A missing file is empty.
+fn read_dotenv_keys(path: &camino::Utf8Path, keys: &[&str]) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let k = k.trim();
+        if !keys.contains(&k) {
+            continue;
+        }
+        let v = v.trim();
+        let v = v.split(" #").next().unwrap_or(v).trim();
+        let v = v.trim_matches(|c| c == '"' || c == '\'');
+        out.retain(|(key, _)| key != k);
+        if !v.is_empty() {
+            out.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    out
+}
+
+/// Progress of a wait: a status line redrawn in place on a terminal, a plain line per
+/// change of state otherwise (CI logs, pipes); lasting lines go through the engine's
+/// [`Progress`].
+pub struct Watch {
+    progress: Progress,
+    live: bool,
+    drawn: bool,
+    last: Option<String>,
+    started: Instant,
+}
+
+impl Watch {
+    pub fn new() -> Self {
+        let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
+        Watch { progress: Progress::plain(), live: std::io::stderr().is_terminal() && !github, drawn: false, last: None, started: Instant::now() }
+    }
+
+    /// A lasting line.
+    pub fn line(&mut self, text: &str) {
+        self.clear();
+        self.progress.line(text);
+    }
+
+    /// The current state of what is being waited for.
+    pub fn status(&mut self, text: &str) {
+        if self.live {
+            let secs = self.started.elapsed().as_secs();
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{text} ({secs}s)");
+            let _ = err.flush();
+            self.drawn = true;
+        } else if self.last.as_deref() != Some(text) {
+            self.progress.line(text);
+            self.last = Some(text.to_owned());
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
+pub fn utc_time(secs: u64) -> String {
+    let s = crate::commands::build::utc_stamp(secs);
+    format!("{}-{}-{} {}:{} UTC", &s[0..4], &s[4..6], &s[6..8], &s[8..10], &s[10..12])
+}
+
+/// `3h 12m`, `4m 05s`, `12s`.
+pub fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+        s if s >= 60 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Prints a table: a header row and rows, columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut push_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            line.push_str(&format!("{cell:<w$}  ", w = widths.get(i).copied().unwrap_or(0)));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push_row(header.to_vec());
+    for row in rows {
+        push_row(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_seeds() {
+        assert_eq!(resource_name("consolidated", Env::Dev), "tradai-consolidated-dev");
+        assert_eq!(resource_name("backend-api", Env::Prod), "tradai-backend-api-prod");
+        assert!(Env::Dev.consolidated() && Env::Staging.consolidated() && !Env::Prod.consolidated());
+    }
+
+    #[test]
+    fn dotenv_reader_keeps_only_the_asked_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = camino::Utf8PathBuf::from_path_buf(dir.path().join(".env")).unwrap();
+        std::fs::write(&path, "# c\nPULUMI_CONFIG_PASSPHRASE=s3cret\nexport AWS_PROFILE=\"tradai\"\nAWS_REGION=eu-central-1 # region\nAWS_REGION=eu-west-1\n").unwrap();
+        let got = read_dotenv_keys(&path, &["AWS_PROFILE", "AWS_REGION"]);
+        assert_eq!(got, vec![("AWS_PROFILE".to_owned(), "tradai".to_owned()), ("AWS_REGION".to_owned(), "eu-west-1".to_owned())]);
+        assert!(read_dotenv_keys(&path.with_file_name("missing"), &["AWS_REGION"]).is_empty());
+    }
+
+    #[test]
+    fn times_and_durations_read_naturally() {
+        assert_eq!(utc_time(1_774_700_000), "2026-03-28 12:13 UTC");
+        assert_eq!(duration_text(43_200), "12h 00m");
+        assert_eq!(duration_text(245), "4m 05s");
+        assert_eq!(duration_text(9), "9s");
+    }
+
+    #[test]
+    fn tables_pad_every_column_but_the_last() {
+        let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "a    bb\nxxx  y\n");
+    }
+}
