@@ -98,13 +98,13 @@ impl Repo {
     }
 
     /// A script standing in for the image commands of `infra-bootstrap`: it logs its
-    /// arguments next to the double's invocations, and fails when `FAKE_PUBLISH_FAIL`
-    /// names its command.
+    /// arguments next to the double's invocations, fails when `FAKE_PUBLISH_FAIL` names
+    /// its command, and refuses to run with the Pulumi passphrase in its environment.
     fn fake_publisher(&self) -> String {
         let script = self.path().join("publish-images");
         fs::write(
             &script,
-            "#!/bin/sh\nprintf '{\"publish\": \"%s\"}\\n' \"$*\" >> \"$PULUMI_DOUBLE_LOG\"\nif [ -n \"$FAKE_PUBLISH_FAIL\" ] && [ \"$1\" = \"$FAKE_PUBLISH_FAIL\" ]; then echo 'push failed' >&2; exit 1; fi\n",
+            "#!/bin/sh\nif [ -n \"$PULUMI_CONFIG_PASSPHRASE\" ]; then echo 'the image command got the passphrase' >&2; exit 3; fi\nprintf '{\"publish\": \"%s\"}\\n' \"$*\" >> \"$PULUMI_DOUBLE_LOG\"\nif [ -n \"$FAKE_PUBLISH_FAIL\" ] && [ \"$1\" = \"$FAKE_PUBLISH_FAIL\" ]; then echo 'push failed' >&2; exit 1; fi\n",
         )
         .unwrap();
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
@@ -255,7 +255,9 @@ fn bootstrap_runs_every_layer_in_order_with_backups_and_the_image_manifest() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&[]);
     let publisher = repo.fake_publisher();
-    let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &[("XTASK_BOOTSTRAP_IMAGES_CMD", &publisher)]);
+    // The passphrase also in the process environment: the image commands must not inherit it.
+    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str()), ("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)];
+    let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &env);
     assert_ok(&out);
     assert_eq!(
         repo.ups(),

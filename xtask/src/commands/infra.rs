@@ -254,9 +254,9 @@ impl Infra {
 
     /// Runs the command that publishes one image set (a subprocess of this binary).
     fn publish_images(&self, set: ImageSet, images: &ImageArgs) -> Result<()> {
-        let mut cmd = publish_command(&self.project, set, images)?;
+        // The image tools need the AWS settings, not Pulumi's secrets.
+        let mut cmd = publish_command(&self.project, set, images)?.env_remove("PULUMI_CONFIG_PASSPHRASE").env_remove("PULUMI_CONFIG_PASSPHRASE_FILE");
         for (k, v) in self.pulumi.settings().child_env() {
-            // The image tools need the AWS settings, not Pulumi's secrets.
             if !k.starts_with("PULUMI_") {
                 cmd = cmd.env(k, v);
             }
