@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
-use xtask_aws::{Aws, AwsSettings};
+use xtask_aws::Aws;
 use xtask_engine::Progress;
 
 use crate::project::Project;
@@ -124,39 +124,10 @@ pub fn confirm(args: &ChangeArgs, what: &str) -> Result<()> {
 /// Connects to AWS for `env`. The standard chain decides (AWS_PROFILE, AWS_REGION,
 /// credentials in the environment, SSO, instance roles); `AWS_PROFILE` and `AWS_REGION`
 /// from infra/.env fill in what the process environment lacks, as the seeds' recipes
-/// read them from there.
+/// read them from there (the same settings the ECR registry uses).
 pub fn connect(project: &Project, env: Env) -> Result<Aws> {
-    let dotenv = read_dotenv_keys(&project.root.join("infra/.env"), &["AWS_PROFILE", "AWS_REGION"]);
-    let settings = AwsSettings {
-        profile: dotenv.iter().find(|(k, _)| k == "AWS_PROFILE").map(|(_, v)| v.clone()),
-        region: dotenv.iter().find(|(k, _)| k == "AWS_REGION").map(|(_, v)| v.clone()),
-        env: Some(env.to_string()),
-    };
+    let settings = crate::ecr::aws_settings(project, Some(env.as_str()))?;
     Ok(Aws::connect(&settings)?)
-}
-
-/// Reads only `keys` from a `.env` file (plain `KEY=value` lines, optional `export` and
-/// quotes); other lines, secrets among them, are never kept. A missing file is empty.
-fn read_dotenv_keys(path: &camino::Utf8Path, keys: &[&str]) -> Vec<(String, String)> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim();
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let k = k.trim();
-        if !keys.contains(&k) {
-            continue;
-        }
-        let v = v.trim();
-        let v = v.split(" #").next().unwrap_or(v).trim();
-        let v = v.trim_matches(|c| c == '"' || c == '\'');
-        out.retain(|(key, _)| key != k);
-        if !v.is_empty() {
-            out.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    out
 }
 
 /// Progress of a wait: a status line redrawn in place on a terminal, a plain line per
@@ -262,16 +233,6 @@ mod tests {
         assert_eq!(resource_name("consolidated", Env::Dev), "tradai-consolidated-dev");
         assert_eq!(resource_name("backend-api", Env::Prod), "tradai-backend-api-prod");
         assert!(Env::Dev.consolidated() && Env::Staging.consolidated() && !Env::Prod.consolidated());
-    }
-
-    #[test]
-    fn dotenv_reader_keeps_only_the_asked_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = camino::Utf8PathBuf::from_path_buf(dir.path().join(".env")).unwrap();
-        std::fs::write(&path, "# c\nPULUMI_CONFIG_PASSPHRASE=s3cret\nexport AWS_PROFILE=\"tradai\"\nAWS_REGION=eu-central-1 # region\nAWS_REGION=eu-west-1\n").unwrap();
-        let got = read_dotenv_keys(&path, &["AWS_PROFILE", "AWS_REGION"]);
-        assert_eq!(got, vec![("AWS_PROFILE".to_owned(), "tradai".to_owned()), ("AWS_REGION".to_owned(), "eu-west-1".to_owned())]);
-        assert!(read_dotenv_keys(&path.with_file_name("missing"), &["AWS_REGION"]).is_empty());
     }
 
     #[test]
