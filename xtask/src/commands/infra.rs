@@ -19,6 +19,8 @@ use xtask_pulumi::graph::{self, DestroyPolicy, Env, ImageSet, Layer, Stack};
 use xtask_pulumi::images::{self, ImageRegistry, MANIFEST_VAR, Required};
 use xtask_pulumi::{Needs, PreviewDigest, Pulumi, PulumiError, Settings, StackId};
 
+use crate::commands::ops;
+use crate::commands::ops::lambda_images::{ImageState, check_lambda_images};
 use crate::project::{Project, lambda_image};
 use crate::publish::{self, RegistryChoice};
 
@@ -199,12 +201,17 @@ impl Infra {
             required.push(Required { set: *set, repositories });
         }
         let name = args.registry_name();
-        let registry = match publish::choose(&self.project, Some(&name)).with_context(|| format!("cannot check the images {id} deploys"))? {
-            RegistryChoice::Local => bail!("{id} deploys images from a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
-            RegistryChoice::Remote(r) => r,
+        let lookup: Box<dyn ImageRegistry + '_> = if name == "ecr" {
+            // ECR: the operations' Lambda image check (`lambda-check-images`), same calls.
+            let aws = ops::connect(&self.project, ops_env(id.env)).with_context(|| format!("cannot check the images {id} deploys in ECR"))?;
+            Box::new(EcrImages { project: &self.project, aws, tag: args.image_tag.clone() })
+        } else {
+            match publish::choose(&self.project, Some(&name)).with_context(|| format!("cannot check the images {id} deploys"))? {
+                RegistryChoice::Local => bail!("{id} deploys images from a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
+                RegistryChoice::Remote(registry) => Box::new(RegistryImages { registry, tag: args.image_tag.clone() }),
+            }
         };
-        let lookup = RegistryImages { registry, tag: args.image_tag.clone() };
-        let digests = images::check_images(&lookup, &name, id.env, &required)?;
+        let digests = images::check_images(lookup.as_ref(), &name, id.env, &required)?;
         let path = self.project.root.join(format!("target/xtask/pulumi/image-manifest-{}.json", id.env));
         images::write_manifest(&path, &digests)?;
         eprintln!("{id}: all {} images present in {name} (tag {}); digests handed over in {path}", digests.len(), args.image_tag);
@@ -286,8 +293,51 @@ fn publish_command(project: &Project, set: ImageSet, images: &ImageArgs) -> Resu
     Ok(cmd.args([set.publish_command(), "--registry", registry.as_str()]))
 }
 
-/// Digests from a registry through the registry work's `Registry` trait (ECR, or any
-/// OCI registry): the digest of `<repository>:<tag>`, one batched lookup.
+/// Digests from ECR: the Lambda images through [`check_lambda_images`] (the check behind
+/// `lambda-check-images`), the other images with the same BatchGetImage call. A missing
+/// repository counts as a missing image.
+struct EcrImages<'a> {
+    project: &'a Project,
+    aws: xtask_aws::Aws,
+    tag: String,
+}
+
+impl ImageRegistry for EcrImages<'_> {
+    fn digests(&self, _env: Env, repositories: &[String]) -> Result<BTreeMap<String, Option<String>>, String> {
+        let check = check_lambda_images(self.project, &self.aws, &self.tag).map_err(|e| format!("{e:#}"))?;
+        let mut found: BTreeMap<String, Option<String>> = check
+            .images
+            .into_iter()
+            .map(|i| {
+                let digest = match i.state {
+                    ImageState::Present { digest } => Some(digest),
+                    ImageState::Missing | ImageState::NoRepository => None,
+                };
+                (i.repository, digest)
+            })
+            .collect();
+        for repo in repositories.iter().filter(|r| !found.contains_key(*r)).collect::<Vec<_>>() {
+            let digest = match self.aws.batch_get_images(repo, std::slice::from_ref(&self.tag)) {
+                Ok(images) => images.into_iter().find(|f| f.tag == self.tag).map(|f| f.digest),
+                Err(e) if e.is_not_found(xtask_aws::ResourceKind::EcrRepository) => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            found.insert(repo.clone(), digest);
+        }
+        Ok(repositories.iter().map(|r| (r.clone(), found.get(r).cloned().flatten())).collect())
+    }
+}
+
+fn ops_env(env: Env) -> ops::Env {
+    match env {
+        Env::Dev => ops::Env::Dev,
+        Env::Staging => ops::Env::Staging,
+        Env::Prod => ops::Env::Prod,
+    }
+}
+
+/// Digests from any other registry through the registry code's `Registry` trait: the
+/// digest of `<repository>:<tag>`, one batched lookup.
 struct RegistryImages {
     registry: Box<dyn xtask_image::registry::Registry>,
     tag: String,
