@@ -42,7 +42,7 @@ pub enum Command {
     /// Build the named Lambda images (and what they are built from)
     LambdaBuild(LambdaBuildArgs),
     /// Full Lambda pipeline: version, wheel, lambda-base, every Lambda, publish
-    LambdaBootstrap(BuildArgs),
+    LambdaBootstrap(crate::commands::build::BootstrapArgs),
     /// Build the 4 service images (linux/amd64)
     DockerBuild(BuildArgs),
     /// Build what changed and push every Lambda image (lambda-base included)

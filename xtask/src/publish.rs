@@ -43,11 +43,21 @@ pub fn choose(project: &Project, flag: Option<&str>) -> Result<RegistryChoice> {
 pub struct RegistryCache<'a> {
     pub registry: &'a dyn Registry,
     found: Mutex<HashMap<String, Option<Manifest>>>,
+    /// `docker login` runs once, and only when a push or pull needs it.
+    login: std::sync::OnceLock<Result<(), String>>,
 }
 
 impl<'a> RegistryCache<'a> {
     pub fn new(registry: &'a dyn Registry) -> Self {
-        RegistryCache { registry, found: Mutex::default() }
+        RegistryCache { registry, found: Mutex::default(), login: std::sync::OnceLock::new() }
+    }
+
+    /// Logs Docker in to the registry, once per run.
+    pub fn ensure_login(&self) -> Result<()> {
+        self.login
+            .get_or_init(|| self.registry.docker_login().map_err(|e| format!("{e:#}")))
+            .clone()
+            .map_err(|e| anyhow::anyhow!(e))
     }
 
     /// Looks up the input-hash tags of `items` (id, hash), reusing earlier answers.
@@ -113,7 +123,6 @@ pub fn publish(
     version: &str,
     jobs: usize,
 ) -> (Vec<Published>, Vec<(String, String)>) {
-    let registry = cache.registry;
     let status: HashMap<&str, &TargetReport> = reports.iter().map(|r| (r.id.as_str(), r)).collect();
     let work: Vec<_> = plan
         .items
@@ -122,9 +131,6 @@ pub fn publish(
         .filter(|i| status.get(i.id.as_str()).is_some_and(|r| r.status == Status::Built || r.status == Status::Skipped))
         .filter(|i| !matches!(&i.decision, Decision::Skip { output, .. } if output.artifact.is_empty()))
         .collect();
-    if let Err(e) = registry.docker_login() {
-        return (Vec::new(), work.iter().map(|i| (i.id.clone(), format!("{e:#}"))).collect());
-    }
     let results: Mutex<Vec<Result<Published, (String, String)>>> = Mutex::default();
     let queue = Mutex::new(work.into_iter());
     std::thread::scope(|s| {
@@ -196,6 +202,7 @@ fn push(id: &str, hash_tag: &str, local_image: Option<&str>, cache: &RegistryCac
     let Some(image) = local_image else {
         bail!("{id} is not in the local engine and registry {} does not hold it; build it first", registry.name());
     };
+    cache.ensure_login()?;
     docker_push(image, &registry.reference(id, hash_tag), &registry.name())?;
     cache.forget(id);
     match registry.lookup(&[(id.to_owned(), hash_tag.to_owned())])?.pop().flatten() {

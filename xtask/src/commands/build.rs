@@ -39,6 +39,28 @@ pub struct BuildArgs {
     pub registry: Option<String>,
 }
 
+/// `lambda-bootstrap`: the build options, and Stage 5 of the seeds' pipeline.
+#[derive(Debug, Args, Clone)]
+pub struct BootstrapArgs {
+    #[command(flatten)]
+    pub build: BuildArgs,
+    /// After publishing, point each Lambda function `tradai-<name>-<env>` whose image
+    /// digest changed at its new image, by digest, and wait until each update is applied
+    #[arg(long, requires = "registry")]
+    pub update_functions: bool,
+    #[command(flatten)]
+    pub change: crate::commands::ops::ChangeArgs,
+}
+
+/// Runs `lambda-bootstrap`.
+pub fn bootstrap(project: &Project, args: &BootstrapArgs) -> Result<ExitCode> {
+    if args.update_functions {
+        crate::commands::ops::confirm(&args.change, "update the Lambda functions")?;
+    }
+    let update = args.update_functions.then_some(&args.change);
+    run_with(project, Selection::Bootstrap, &args.build, update)
+}
+
 /// Which targets a command builds.
 #[derive(Debug, Clone)]
 pub enum Selection {
@@ -58,6 +80,10 @@ impl Selection {
 }
 
 pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<ExitCode> {
+    run_with(project, selection, args, None)
+}
+
+fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: Option<&crate::commands::ops::ChangeArgs>) -> Result<ExitCode> {
     let engine = Arc::new(DockerEngine::new());
     let targets = project.targets(&engine)?;
     let selected: Vec<String> = match &selection {
@@ -128,6 +154,13 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
         }
         r
     } else {
+        // A target found in the registry that something will be built on is pulled.
+        if let Some(cache) = &cache {
+            let pulled: Vec<&str> = plan.items.iter().filter(|i| matches!(i.decision, Decision::Skip { remote: true, .. })).map(|i| i.id.as_str()).collect();
+            if plan.to_build().any(|i| i.deps.iter().any(|d| pulled.contains(&d.as_str()))) {
+                cache.ensure_login()?;
+            }
+        }
         let r = execute(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress);
         progress.summary(&r);
         r
@@ -152,6 +185,22 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
         progress.line("registry is `local`: images stay in the local Docker engine (use --registry to publish)");
     }
 
+    let mut functions = Vec::new();
+    let mut function_failures = 0;
+    if let (Some(change), false) = (update, args.dry_run) {
+        let registry = match &registry {
+            RegistryChoice::Remote(r) => r.as_ref(),
+            RegistryChoice::Local => bail!("--update-functions needs a registry the functions can pull from; pass --registry ecr"),
+        };
+        if !publish_failures.is_empty() || reports.iter().any(|r| r.status == Status::Failed) {
+            progress.line("not updating Lambda functions: some images failed to build or publish (nothing is deployed half-done)");
+        } else {
+            let aws = crate::commands::ops::connect(project, change.env)?;
+            functions = update_functions(&aws, registry, &published, change.env, &progress);
+            function_failures = functions.iter().filter(|f| f.action == "failed").count();
+        }
+    }
+
     write_step_summary(&selection, &reports, &published)?;
 
     if args.json {
@@ -160,13 +209,19 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
             out["version"] = serde_json::json!(version);
             out["published"] = serde_json::to_value(&published)?;
         }
+        if update.is_some() {
+            out["functions"] = serde_json::to_value(&functions)?;
+        }
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &out)?;
         writeln!(stdout)?;
     }
     let failed: Vec<&TargetReport> = reports.iter().filter(|r| r.status == Status::Failed).collect();
-    if failed.is_empty() && publish_failures.is_empty() {
+    if failed.is_empty() && publish_failures.is_empty() && function_failures == 0 {
         return Ok(ExitCode::SUCCESS);
+    }
+    if function_failures > 0 {
+        eprintln!("error: {function_failures} Lambda function update(s) failed");
     }
     if !failed.is_empty() {
         let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
@@ -177,6 +232,55 @@ pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<
         eprintln!("error: {} image(s) not published: {}", names.len(), names.join(", "));
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// What Stage 5 did for one Lambda function.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FunctionReport {
+    pub function: String,
+    /// `updated`, `unchanged` or `failed`.
+    pub action: &'static str,
+    pub image_uri: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Points every Lambda function whose running digest differs from its published image
+/// at that image, by digest; functions already on it are left alone.
+fn update_functions(
+    aws: &xtask_aws::Aws,
+    registry: &dyn xtask_image::registry::Registry,
+    published: &[publish::Published],
+    env: crate::commands::ops::Env,
+    progress: &Progress,
+) -> Vec<FunctionReport> {
+    let mut out = Vec::new();
+    for p in published.iter().filter(|p| p.id.starts_with("tradai/lambda-") && p.id != LAMBDA_BASE_ID) {
+        let name = p.id.trim_start_matches("tradai/lambda-");
+        let function = crate::commands::ops::resource_name(name, env);
+        let host = registry.reference(&p.id, "x");
+        let repo_ref = host.trim_end_matches(":x");
+        let image_uri = format!("{repo_ref}@{}", p.digest);
+        let result = (|| -> Result<&'static str> {
+            let current = aws.function_image(&function)?;
+            let same = current.as_ref().is_some_and(|c| c.image_uri.ends_with(&p.digest) || c.digest.as_deref() == Some(p.digest.as_str()));
+            if same {
+                return Ok("unchanged");
+            }
+            aws.update_function_image(&function, &image_uri, std::time::Duration::from_secs(600), std::time::Duration::from_secs(2))?;
+            Ok("updated")
+        })();
+        let report = match result {
+            Ok(action) => FunctionReport { function, action, image_uri, error: None },
+            Err(e) => FunctionReport { function, action: "failed", image_uri, error: Some(format!("{e:#}")) },
+        };
+        match &report.error {
+            Some(e) => progress.line(&format!("failed   {}: {e}", report.function)),
+            None => progress.line(&format!("{:<9}{} -> {}", report.action, report.function, report.image_uri)),
+        }
+        out.push(report);
+    }
+    out
 }
 
 /// Under GitHub Actions, appends the table of images built and skipped (and published)

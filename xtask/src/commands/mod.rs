@@ -24,7 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(args) => args.run(&Project::locate(root)?),
         Command::LambdaBuildAll(args) => build::run(&Project::locate(root)?, build::Selection::AllLambdas, &args),
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
-        Command::LambdaBootstrap(args) => build::run(&Project::locate(root)?, build::Selection::Bootstrap, &args),
+        Command::LambdaBootstrap(args) => build::bootstrap(&Project::locate(root)?, &args),
         Command::DockerBuild(args) => build::run(&Project::locate(root)?, build::Selection::Services, &args),
         Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
         Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
