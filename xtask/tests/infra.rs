@@ -762,3 +762,49 @@ fn up_compute_checks_ecr_through_the_aws_api_before_any_pulumi_call() {
     assert_eq!(manifest, serde_json::json!({ "images": digests }));
     assert_eq!(repo.state("compute", "dev")["images"], manifest["images"]);
 }
+
+#[test]
+fn bootstrap_publishes_real_images_that_compute_then_pins() {
+    // The image layers for real: `lambda-bootstrap` and `service-push-all` as subprocesses
+    // of the binary, building with Docker and pushing to a loopback registry.
+    let fixture = support::Fixture::new(&["health-check"]);
+    let root = fixture.path();
+    for stack in ["persistent", "foundation", "compute", "edge"] {
+        copy_program(&repo_root().join("infra").join(stack), &root.join("infra").join(stack));
+    }
+    fs::write(
+        root.join("infra/.env"),
+        format!("S3_PULUMI_BACKEND_URL=file://{}\nPULUMI_CONFIG_PASSPHRASE='{PASSPHRASE}'\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n", root.join("state").display()),
+    )
+    .unwrap();
+    let bin = root.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(double_exe(), bin.join("pulumi")).unwrap();
+    let reg = TestRegistry::start();
+    let log = root.join("pulumi.log");
+    // The machine's environment (Docker, uv), minus anything that would change the run.
+    let mut c = Command::new(support::bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PULUMI_") || k.starts_with("AWS_") || k.starts_with("XTASK_") || k == "S3_PULUMI_BACKEND_URL" || k == "GITHUB_ACTIONS" {
+            c.env_remove(k);
+        }
+    }
+    c.env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())).env("PULUMI_DOUBLE_LOG", &log);
+    c.args(["infra-bootstrap", "dev", "--registry", &reg.host, "--root"]).arg(root);
+    let out = c.output().unwrap();
+    assert_ok(&out);
+    let digest = reg.digest("tradai/lambda-health-check", "latest").expect("lambda-bootstrap pushed the image with the latest tag");
+    let manifest: Value = serde_json::from_str(&fs::read_to_string(root.join("target/xtask/pulumi/image-manifest-dev.json")).unwrap()).unwrap();
+    assert_eq!(manifest, serde_json::json!({ "images": { "tradai/lambda-health-check": digest } }));
+    let text = fs::read_to_string(&log).unwrap();
+    let ups: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["argv"][0] == "up")
+        .map(|e| e["argv"].to_string())
+        .collect();
+    assert_eq!(ups.len(), 4);
+    for (up, stack) in ups.iter().zip(["persistent", "foundation", "compute", "edge"]) {
+        assert!(up.contains(&format!("infra/{stack}")), "{up}");
+    }
+}
