@@ -40,12 +40,19 @@ pub struct BuildConfig {
     /// Target platform of every image.
     #[serde(default = "default_platform")]
     pub platform: String,
+    /// Also tag every locally built image `<repository>:latest`.
+    #[serde(default = "default_true")]
+    pub tag_latest: bool,
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
-        BuildConfig { platform: default_platform() }
+        BuildConfig { platform: default_platform(), tag_latest: true }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_platform() -> String {
@@ -254,6 +261,7 @@ impl Project {
             BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
             vec![WHEEL_ID.to_owned()],
             &platform,
+            self.config.build.tag_latest,
             engine,
         ));
 
@@ -265,6 +273,7 @@ impl Project {
                 BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
                 vec![],
                 &platform,
+                self.config.build.tag_latest,
                 engine,
             ));
         }
@@ -292,6 +301,7 @@ impl Project {
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
                 vec![wheels_id],
                 &platform,
+                self.config.build.tag_latest,
                 engine,
             ));
         }
@@ -306,6 +316,7 @@ fn image_target(
     build_args: BTreeMap<String, ArgValue>,
     wheels_from: Vec<String>,
     platform: &str,
+    tag_latest: bool,
     engine: &Arc<DockerEngine>,
 ) -> Target {
     let spec = ImageSpec {
@@ -315,6 +326,7 @@ fn image_target(
         build_args,
         platform: platform.to_owned(),
         wheels_from,
+        tag_latest,
     };
     Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
 }

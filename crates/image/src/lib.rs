@@ -38,6 +38,9 @@ pub struct ImageSpec {
     pub platform: String,
     /// Dependency targets whose output files are placed under `wheels/` in the context.
     pub wheels_from: Vec<String>,
+    /// Also tag the local image `<repository>:latest` (off in test fixtures, so that
+    /// they never move a developer's `latest`).
+    pub tag_latest: bool,
 }
 
 /// [`Builder`] for one image.
@@ -138,11 +141,14 @@ impl Builder for ImageBuilder {
             args.push((k.clone(), value));
         }
         let hash_ref = format!("{}:{}", self.spec.repository, job.input_hash.tag());
-        let latest = format!("{}:latest", self.spec.repository);
+        let mut tags = vec![hash_ref.clone()];
+        if self.spec.tag_latest {
+            tags.push(format!("{}:latest", self.spec.repository));
+        }
         let image_id = self.engine.build(&docker::BuildRequest {
             purpose: format!("build image {}", self.spec.repository),
             dockerfile: &dockerfile_name,
-            tags: &[hash_ref.clone(), latest],
+            tags: &tags,
             build_args: &args,
             platform: &self.spec.platform,
             context_tar: tar,

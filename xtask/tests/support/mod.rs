@@ -45,7 +45,7 @@ impl Fixture {
         let f = Fixture { dir };
         f.write(
             "xtask.toml",
-            &format!("[build]\nplatform = \"linux/amd64\"\n\n[python-base]\nlambda = \"{FIXTURE_BASE}\"\nservice = \"{FIXTURE_BASE}\"\n"),
+            &format!("[build]\nplatform = \"linux/amd64\"\ntag-latest = false\n\n[python-base]\nlambda = \"{FIXTURE_BASE}\"\nservice = \"{FIXTURE_BASE}\"\n"),
         );
         f.write(
             "libs/tradai-common/pyproject.toml",
