@@ -97,21 +97,31 @@ impl Aws {
                 }
                 Err(e) => return Err(classify(&site, e)),
             };
+            let mut failed = BTreeSet::new();
             for failure in out.failures() {
                 let code = failure.failure_code().map(|c| c.as_str().to_owned()).unwrap_or_default();
                 if code != "ImageNotFound" && code != "ImageTagDoesNotMatchDigest" {
                     tracing::debug!(repository, code, reason = failure.failure_reason().unwrap_or(""), "image lookup failure");
                 }
+                if let Some(tag) = failure.image_id().and_then(|id| id.image_tag()) {
+                    failed.insert(tag.to_owned());
+                }
             }
+            // ECR answers each tag asked for with an image whose id carries that tag. An
+            // image listed under another of its tags (moto does this for images with
+            // several tags) is paired with the next tag asked for that neither failed nor
+            // was answered yet: answers come in the order asked.
+            let mut unanswered: Vec<&String> = chunk.iter().filter(|t| !failed.contains(t.as_str())).collect();
             for image in out.images() {
                 let Some(id) = image.image_id() else { continue };
-                let (Some(tag), Some(digest)) = (id.image_tag(), id.image_digest()) else { continue };
-                // Ask for each tag once: ECR lists an image once per tag asked for.
-                if !chunk.iter().any(|t| t == tag) || found.iter().any(|f: &Found| f.tag == tag) {
-                    continue;
-                }
+                let Some(digest) = id.image_digest() else { continue };
+                let tag = match id.image_tag().and_then(|t| unanswered.iter().position(|u| u.as_str() == t)) {
+                    Some(i) => unanswered.remove(i),
+                    None if !unanswered.is_empty() => unanswered.remove(0),
+                    None => continue,
+                };
                 found.push(Found {
-                    tag: tag.to_owned(),
+                    tag: tag.clone(),
                     digest: digest.to_owned(),
                     manifest: image.image_manifest().unwrap_or_default().to_owned(),
                     media_type: image.image_manifest_media_type().map(str::to_owned),

@@ -50,8 +50,12 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// `moto_server.py`, found from the workspace root (this file is shared by path with
+/// other crates' tests).
 fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_server.py")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.ancestors().find(|a| a.join("Cargo.lock").is_file()).unwrap_or(manifest);
+    root.join("xtask/tests/support/moto_server.py")
 }
 
 impl Moto {
