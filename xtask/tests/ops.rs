@@ -213,9 +213,9 @@ boto3.client("autoscaling").create_auto_scaling_group(AutoScalingGroupName="trad
     assert!(err.contains("of tradai-consolidated-dev (1 instance(s); min healthy 100%, max healthy 200%)"), "{err}");
     assert!(err.contains("refreshing tradai-consolidated-dev: InProgress 50%"), "progress lines when not on a terminal:\n{err}");
     assert!(err.contains(&format!("refreshed tradai-consolidated-dev: instance refresh {id} Successful")), "{err}");
-    let seen = m.seed(&format!(
-        "r = boto3.client('autoscaling').describe_instance_refreshes(AutoScalingGroupName='tradai-consolidated-dev')['InstanceRefreshes']\nprint(r[0]['InstanceRefreshId'], r[0]['Preferences'])"
-    ));
+    let seen = m.seed(
+        "r = boto3.client('autoscaling').describe_instance_refreshes(AutoScalingGroupName='tradai-consolidated-dev')['InstanceRefreshes']\nprint(r[0]['InstanceRefreshId'], r[0]['Preferences'])",
+    );
     assert!(seen.starts_with(&id) && seen.contains("'MinHealthyPercentage': 100") && seen.contains("'MaxHealthyPercentage': 200"), "{seen}");
 
     let out = xtask(root.path(), Some(&m), &["asg-status"]);

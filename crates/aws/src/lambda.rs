@@ -47,7 +47,8 @@ impl Aws {
     /// out first, once.
     pub fn update_function_image(&self, function: &str, image_uri: &str, timeout: Duration, poll: Duration) -> Result<FunctionUpdate> {
         let site = self.site("Lambda", "UpdateFunctionCode", "lambda");
-        let send = || self.block(self.lambda.update_function_code().function_name(function).image_uri(image_uri).send());
+        // Boxed: the SDK's error type is large, and it is only ever inspected.
+        let send = || self.block(self.lambda.update_function_code().function_name(function).image_uri(image_uri).send()).map_err(Box::new);
         match send() {
             Ok(_) => {}
             Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {
@@ -55,9 +56,9 @@ impl Aws {
             }
             Err(e) if code_of(&e) == Some("ResourceConflictException") => {
                 self.wait_for_update(function, timeout, poll)?;
-                send().map_err(|e| classify(&site, e))?;
+                send().map_err(|e| classify(&site, *e))?;
             }
-            Err(e) => return Err(classify(&site, e)),
+            Err(e) => return Err(classify(&site, *e)),
         }
         self.wait_for_update(function, timeout, poll)?;
         let image = self.function_image(function)?.ok_or_else(|| AwsError::Other(format!("Lambda function {function} is not a container-image function")))?;
