@@ -113,3 +113,21 @@ fn a_fresh_machine_against_ecr_builds_nothing_and_only_adds_tags() {
     // No credential ever reaches the output.
     assert!(!stderr(&out).contains("testing") && !String::from_utf8_lossy(&out.stdout).contains("testing"));
 }
+
+#[test]
+fn service_ecr_login_hands_the_token_to_docker_on_stdin_only() {
+    let m = Moto::start();
+    let f = Fixture::new(&["alpha"]);
+    let password = m.seed(
+        "import base64\nt = boto3.client('ecr').get_authorization_token()['authorizationData'][0]['authorizationToken']\nprint(base64.b64decode(t).decode().split(':', 1)[1])",
+    );
+    let password = password.trim();
+    assert!(!password.is_empty());
+    // The machine reaches no ECR host, so docker's login fails; what matters is what the
+    // failure shows and what it does not.
+    let out = run(&f, &m, &["service-ecr-login", "-vv"]);
+    let err = stderr(&out);
+    assert!(err.contains("log in to 123456789012.dkr.ecr.eu-central-1.amazonaws.com"), "{err}");
+    assert!(err.contains("--password-stdin"), "the logged command line shows the token goes on stdin: {err}");
+    assert!(!err.contains(password) && !String::from_utf8_lossy(&out.stdout).contains(password), "the token never appears");
+}

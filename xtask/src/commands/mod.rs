@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod build;
 pub mod ci;
+pub mod devcontainer;
+pub mod docs;
 pub mod doctor;
 pub mod infra;
 pub mod ops;
@@ -29,7 +31,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
         Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
         Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
+        Command::ServiceEcrLogin => {
+            use xtask_image::registry::Registry as _;
+            let ecr = crate::ecr::EcrRegistry::connect(&Project::locate(root)?)?;
+            ecr.docker_login()?;
+            eprintln!("Docker is logged in to {} (the token is valid for 12 hours)", ecr.name());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ci(args) => args.run(&Project::locate(root)?),
+        Command::DocsFreshness(args) => args.run(&Project::locate(root)?),
+        Command::DevcontainerBuild(args) => args.run(&Project::locate(root)?),
         Command::EcsStatus(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeployAll(args) => args.run(&Project::locate(root)?),
