@@ -3,8 +3,6 @@
 pub mod bench;
 pub mod build;
 pub mod ci;
-pub mod devcontainer;
-pub mod docs;
 pub mod doctor;
 pub mod infra;
 pub mod ops;
@@ -39,8 +37,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ci(args) => args.run(&Project::locate(root)?),
-        Command::DocsFreshness(args) => args.run(&Project::locate(root)?),
-        Command::DevcontainerBuild(args) => args.run(&Project::locate(root)?),
         Command::EcsStatus(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeployAll(args) => args.run(&Project::locate(root)?),
