@@ -71,6 +71,10 @@ pub enum Command {
     LambdaCheckImages(crate::commands::ops::lambda_images::LambdaCheckImagesArgs),
     /// The CI gate: `ci` runs every job; `ci changes|lint|typecheck|test|security|perf|contract` one
     Ci(crate::commands::ci::CiArgs),
+    /// Check the docs are true to the tool: every command documented, mentions and links valid
+    DocsFreshness(crate::commands::docs::DocsFreshnessArgs),
+    /// Build the .devcontainer image; --push sends it to GHCR (latest and the commit tag)
+    DevcontainerBuild(crate::commands::devcontainer::DevcontainerBuildArgs),
     /// Create infra/.env from infra/.env.example (never overwrites an existing one)
     InfraSetup(crate::commands::infra::SetupArgs),
     /// Preview one stack, or all four in order; --expect-no-changes fails on drift
@@ -112,7 +116,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all", "service-ecr-login"]),
     ("Operations", &["ecs-status", "ecs-force-deploy", "ecs-force-deploy-all", "asg-status", "asg-refresh", "codeartifact-login", "publish-all-libs", "lambda-check-images"]),
-    ("CI", &["ci"]),
+    ("CI", &["ci", "docs-freshness", "devcontainer-build"]),
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
 

@@ -77,6 +77,8 @@ pub struct Affected {
     /// Whether the build tool or the workflows changed (`crates/`, `xtask/`, `.cargo/`,
     /// `.github/`, `Cargo.*`): the tool's own tests run.
     pub rust: bool,
+    /// Whether a workflow changed (`.github/`): the workflow checks run.
+    pub workflows: bool,
     /// Why each target is affected: `package:<name>`, `lambda-tests`, `image:<image>`.
     pub reasons: BTreeMap<String, Vec<String>>,
 }
@@ -96,6 +98,7 @@ pub fn everything(repo: &Repo) -> Affected {
     a.infra = true;
     a.docs = true;
     a.rust = true;
+    a.workflows = true;
     finish(repo, a)
 }
 
@@ -201,6 +204,9 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         }
         if ["crates/", "xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock" {
             a.rust = true;
+        }
+        if file.starts_with(".github/") {
+            a.workflows = true;
         }
     }
 

@@ -128,6 +128,74 @@ pub fn bandit(output: &str) -> Vec<Diagnostic> {
         .collect()
 }
 
+/// actionlint with `-oneline`: `path:line:col: message [kind]`.
+pub fn actionlint(output: &str) -> Vec<Diagnostic> {
+    static LINE: OnceLock<Regex> = OnceLock::new();
+    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (.*?)(?: \[([a-z0-9-]+)\])?$");
+    output
+        .lines()
+        .filter_map(|l| {
+            let c = line_re.captures(l.trim_end())?;
+            let title = c.get(5).map_or_else(|| "actionlint".to_owned(), |k| format!("actionlint [{}]", k.as_str()));
+            Some(Diagnostic::new(title, c[4].to_owned()).at(&c[1], c[2].parse().ok(), c[3].parse().ok()))
+        })
+        .collect()
+}
+
+/// zizmor's plain output: a `level[audit]: message` header, then ` --> path:line:col`.
+pub fn zizmor(output: &str) -> Vec<Diagnostic> {
+    static HEADER: OnceLock<Regex> = OnceLock::new();
+    static ARROW: OnceLock<Regex> = OnceLock::new();
+    let header = re(&HEADER, r"^(error|warning|help|info|note)\[([A-Za-z0-9_-]+)\]: (.*)$");
+    let arrow = re(&ARROW, r"^\s*--> (.+?):(\d+):(\d+)$");
+    let mut out = Vec::new();
+    let mut pending: Option<Diagnostic> = None;
+    for l in output.lines() {
+        let l = l.trim_end();
+        if let Some(c) = header.captures(l) {
+            out.extend(pending.take());
+            pending = Some(Diagnostic::new(format!("zizmor {} [{}]", &c[1], &c[2]), c[3].to_owned()));
+        } else if let Some(c) = arrow.captures(l)
+            && let Some(d) = pending.take()
+        {
+            out.push(d.at(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+        }
+    }
+    out.extend(pending);
+    out
+}
+
+/// check-jsonschema with `--output-format json`. The schema reports a JSON path, not a
+/// line: the line is that of the path's last key in the file, found with `read`.
+pub fn check_jsonschema_with(output: &str, read: impl Fn(&str) -> Option<String>) -> Vec<Diagnostic> {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(output.trim()) else { return Vec::new() };
+    let mut out = Vec::new();
+    let str_of = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    for error in json.get("errors").and_then(|e| e.as_array()).into_iter().flatten() {
+        let file = str_of(error, "filename").unwrap_or_default();
+        let best = error.get("best_deep_match").or_else(|| error.get("best_match")).unwrap_or(error);
+        let path = str_of(best, "path").or_else(|| str_of(error, "path")).unwrap_or_default();
+        let message = str_of(best, "message").or_else(|| str_of(error, "message")).unwrap_or_default();
+        let key = path.rsplit('.').find(|seg| !seg.is_empty() && !seg.starts_with('$') && !seg.chars().all(|c| c.is_ascii_digit() || c == '[' || c == ']'));
+        let line = key.and_then(|k| {
+            let k = k.split('[').next().unwrap_or(k);
+            read(&file)?.lines().position(|l| l.trim_start().trim_start_matches("- ").starts_with(&format!("{k}:"))).map(|i| i as u32 + 1)
+        });
+        out.push(Diagnostic::new("workflow schema", format!("{path}: {message}")).at(file, line, None));
+    }
+    for error in json.get("parse_errors").and_then(|e| e.as_array()).into_iter().flatten() {
+        let file = str_of(error, "filename").unwrap_or_default();
+        let message = str_of(error, "message").unwrap_or_else(|| error.to_string());
+        out.push(Diagnostic::new("workflow schema", format!("cannot parse: {message}")).at(file, None, None));
+    }
+    out
+}
+
+/// [`check_jsonschema_with`], reading files from the current folder.
+pub fn check_jsonschema(output: &str) -> Vec<Diagnostic> {
+    check_jsonschema_with(output, |f| std::fs::read_to_string(f).ok())
+}
+
 /// The failed and erroring tests of a pytest JUnit XML report (`-o junit_family=xunit1`).
 ///
 /// The line is where the failure was raised when that is in the test's own file,
@@ -274,6 +342,28 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
         let d = pytest_junit(xml);
         assert_eq!(d.len(), 1);
         assert_eq!((d[0].file.as_deref(), d[0].line), (Some("pkg/tests/test_b.py"), Some(3)));
+    }
+
+    #[test]
+    fn actionlint_oneline() {
+        let d = actionlint(".github/workflows/docs.yml:26:5: unexpected key \"bogus-key\" for \"job\" section [syntax-check]\n");
+        assert_eq!(d, vec![Diagnostic::new("actionlint [syntax-check]", "unexpected key \"bogus-key\" for \"job\" section").at(".github/workflows/docs.yml", Some(26), Some(5))]);
+    }
+
+    #[test]
+    fn zizmor_plain_findings() {
+        let out = "error[template-injection]: code injection via template expansion\n  --> .github/workflows/docs.yml:37:45\n   |\n37 |  run: x\n\nhelp[self-repository]: use GitHub's dedicated self-repository syntax\n  --> .github/workflows/ci.yml:59:11\n\n2 findings: 1 high\n";
+        let d = zizmor(out);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].display(), ".github/workflows/docs.yml:37:45: zizmor error [template-injection]: code injection via template expansion");
+        assert_eq!(d[1].title, "zizmor help [self-repository]");
+    }
+
+    #[test]
+    fn schema_errors_find_the_line_of_their_key() {
+        let out = r#"{"status": "fail", "errors": [{"filename": "w.yml", "path": "$.jobs.docs", "message": "long", "best_match": {"path": "$.jobs.docs", "message": "Additional properties are not allowed ('bogus-key' was unexpected)"}}], "parse_errors": []}"#;
+        let d = check_jsonschema_with(out, |_| Some("name: x\njobs:\n  docs:\n    bogus-key: 1\n".into()));
+        assert_eq!(d[0].display(), "w.yml:3: workflow schema: $.jobs.docs: Additional properties are not allowed ('bogus-key' was unexpected)");
     }
 
     #[test]

