@@ -69,7 +69,7 @@ pub enum Command {
     PublishAllLibs(crate::commands::ops::publish::PublishAllLibsArgs),
     /// Check that ECR holds every Lambda image for a tag, with digests
     LambdaCheckImages(crate::commands::ops::lambda_images::LambdaCheckImagesArgs),
-    /// The CI gate: `ci` runs every job; `ci changes|lint|typecheck|test|security|perf|contract` one
+    /// The CI gate: `ci` runs every job as a pull request does; `ci <job>` runs one (`ci --help`)
     Ci(crate::commands::ci::CiArgs),
     /// Check the docs are true to the tool: every command documented, mentions and links valid
     DocsFreshness(crate::commands::docs::DocsFreshnessArgs),

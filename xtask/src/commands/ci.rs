@@ -48,7 +48,7 @@ pub struct CiArgs {
     #[command(subcommand)]
     pub job: Option<CiJob>,
     /// With no job: test only what changed since this ref, as a pull request does
-    /// (default: every package)
+    /// (default: everything, the workflows and infra/ included)
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
     /// With no job: leave out pip-audit (it needs PyPI's vulnerability API)
@@ -156,6 +156,14 @@ impl CiArgs {
                 }
                 if affected.lambda_tests {
                     ci.test("lambdas")?;
+                }
+                // What other pull-request workflows check: the workflows themselves
+                // (ci.yml) and the Pulumi programs (deploy-infra.yml).
+                if affected.workflows {
+                    ci.workflows()?;
+                }
+                if affected.infra {
+                    ci.infra()?;
                 }
                 ci.finish()
             }
@@ -593,7 +601,7 @@ impl<'a> Gate<'a> {
 
         let started = Instant::now();
         self.github.group("ci workflows: zizmor --offline");
-        let (out, code) = self.capture(Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor").args(["--offline", "--format", "plain", WORKFLOWS_DIR]).env("NO_COLOR", "1").dir(self.root()))?;
+        let (out, code) = self.capture(Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor").args(["--offline", "--quiet", "--format", "plain", WORKFLOWS_DIR]).env("NO_COLOR", "1").dir(self.root()))?;
         eprint!("{out}");
         self.github.end_group();
         let mut diagnostics = diagnostics::zizmor(&out);
