@@ -69,6 +69,8 @@ pub enum Command {
     PublishAllLibs(crate::commands::ops::publish::PublishAllLibsArgs),
     /// Check that ECR holds every Lambda image for a tag, with digests
     LambdaCheckImages(crate::commands::ops::lambda_images::LambdaCheckImagesArgs),
+    /// Roll back to a release tag: retag latest, update Lambdas, redeploy (--dry-run lists the steps)
+    Rollback(crate::commands::ops::rollback::RollbackArgs),
     /// The CI gate: `ci` runs every job as a pull request does; `ci <job>` runs one (`ci --help`)
     Ci(crate::commands::ci::CiArgs),
     /// Check the docs are true to the tool: every command documented, mentions and links valid
@@ -115,7 +117,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Setup", &["doctor", "test", "bench"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all", "service-ecr-login"]),
-    ("Operations", &["ecs-status", "ecs-force-deploy", "ecs-force-deploy-all", "asg-status", "asg-refresh", "codeartifact-login", "publish-all-libs", "lambda-check-images"]),
+    ("Operations", &["ecs-status", "ecs-force-deploy", "ecs-force-deploy-all", "asg-status", "asg-refresh", "codeartifact-login", "publish-all-libs", "lambda-check-images", "rollback"]),
     ("CI", &["ci", "docs-freshness", "devcontainer-build"]),
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];

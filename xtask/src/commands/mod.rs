@@ -49,6 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::CodeartifactLogin(args) => args.run(&Project::locate(root)?),
         Command::PublishAllLibs(args) => args.run(&Project::locate(root)?),
         Command::LambdaCheckImages(args) => args.run(&Project::locate(root)?),
+        Command::Rollback(args) => args.run(&Project::locate(root)?),
         Command::InfraSetup(args) => args.run(root),
         Command::InfraPreview(args) => args.run(root),
         Command::InfraUp(args) => args.run(root),

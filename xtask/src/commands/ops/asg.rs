@@ -120,48 +120,62 @@ impl AsgRefreshArgs {
         }
         confirm(&self.change, &format!("replace the instances of {name}"))?;
         let aws = connect(project, env)?;
-        // Fails with the fix when the group is missing, before anything starts.
-        let group = aws.describe_auto_scaling_group(&name).map_err(|e| explain_missing(e, env))?;
         let prefs = RefreshPreferences { min_healthy_percentage: self.min_healthy, max_healthy_percentage: self.max_healthy };
-        let id = aws.start_instance_refresh(&name, prefs)?;
         let mut watch = Watch::new();
-        watch.line(&format!(
-            "started instance refresh {id} of {name} ({} instance(s); min healthy {}%, max healthy {}%)",
-            group.instances.len(),
-            self.min_healthy,
-            self.max_healthy
-        ));
+        let id = start_refresh(&aws, env, prefs, &mut watch)?;
         if self.wait.no_wait {
             watch.line(&format!("not waiting (--no-wait); follow it with `cargo xtask asg-status --env {env}`"));
             return Ok(ExitCode::SUCCESS);
         }
-        let timeout = self.wait.timeout_or(DEFAULT_TIMEOUT_SECS);
-        let outcome = aws.wait_for_instance_refresh(&name, &id, timeout, self.wait.poll(), &mut |r| {
-            let pct = r.percentage.map(|p| format!(" {p}%")).unwrap_or_default();
-            let left = r.instances_to_update.map(|n| format!(", {n} instance(s) to update")).unwrap_or_default();
-            watch.status(&format!("refreshing {name}: {}{pct}{left}", r.status));
-        })?;
-        let r = &outcome.refresh;
-        let secs = outcome.seconds.round() as u64;
-        if outcome.timed_out {
-            watch.line(&format!("timed out: refresh {id} of {name} is {} after {secs}s", r.status));
-            bail!(
-                "the instance refresh of {name} did not finish within {}s ({}); it goes on: follow it with `cargo xtask asg-status --env {env}` or wait longer with --timeout",
-                timeout.as_secs(),
-                r.status
-            );
-        }
-        if r.succeeded() {
-            watch.line(&format!("refreshed {name}: instance refresh {id} Successful in {secs}s"));
-            return Ok(ExitCode::SUCCESS);
-        }
-        let reason = r.reason.as_deref().unwrap_or("no reason given");
-        watch.line(&format!("failed   {name}: instance refresh {id} ended {} after {secs}s: {reason}", r.status));
-        bail!(
-            "the instance refresh of {name} ended {}: {reason}; check the instances with `cargo xtask asg-status --env {env}` and the container logs, then run asg-refresh again",
-            r.status
-        )
+        wait_refresh(&aws, env, &id, &self.wait, &mut watch)?;
+        Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Starts an instance refresh of the environment's group (checked to exist first, so a
+/// missing one fails with the fix before anything starts); returns its id.
+pub(super) fn start_refresh(aws: &Aws, env: Env, prefs: RefreshPreferences, watch: &mut Watch) -> Result<String> {
+    let name = group_name(env);
+    let group = aws.describe_auto_scaling_group(&name).map_err(|e| explain_missing(e, env))?;
+    let id = aws.start_instance_refresh(&name, prefs)?;
+    watch.line(&format!(
+        "started instance refresh {id} of {name} ({} instance(s); min healthy {}%, max healthy {}%)",
+        group.instances.len(),
+        prefs.min_healthy_percentage,
+        prefs.max_healthy_percentage
+    ));
+    Ok(id)
+}
+
+/// Follows refresh `id` to its end; an error unless it ends Successful in time.
+pub(super) fn wait_refresh(aws: &Aws, env: Env, id: &str, wait: &WaitArgs, watch: &mut Watch) -> Result<()> {
+    let name = group_name(env);
+    let timeout = wait.timeout_or(DEFAULT_TIMEOUT_SECS);
+    let outcome = aws.wait_for_instance_refresh(&name, id, timeout, wait.poll(), &mut |r| {
+        let pct = r.percentage.map(|p| format!(" {p}%")).unwrap_or_default();
+        let left = r.instances_to_update.map(|n| format!(", {n} instance(s) to update")).unwrap_or_default();
+        watch.status(&format!("refreshing {name}: {}{pct}{left}", r.status));
+    })?;
+    let r = &outcome.refresh;
+    let secs = outcome.seconds.round() as u64;
+    if outcome.timed_out {
+        watch.line(&format!("timed out: refresh {id} of {name} is {} after {secs}s", r.status));
+        bail!(
+            "the instance refresh of {name} did not finish within {}s ({}); it goes on: follow it with `cargo xtask asg-status --env {env}` or wait longer with --timeout",
+            timeout.as_secs(),
+            r.status
+        );
+    }
+    if r.succeeded() {
+        watch.line(&format!("refreshed {name}: instance refresh {id} Successful in {secs}s"));
+        return Ok(());
+    }
+    let reason = r.reason.as_deref().unwrap_or("no reason given");
+    watch.line(&format!("failed   {name}: instance refresh {id} ended {} after {secs}s: {reason}", r.status));
+    bail!(
+        "the instance refresh of {name} ended {}: {reason}; check the instances with `cargo xtask asg-status --env {env}` and the container logs, then run asg-refresh again",
+        r.status
+    )
 }
 
 #[cfg(test)]

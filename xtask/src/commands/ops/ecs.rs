@@ -239,7 +239,7 @@ fn aws_missing_service(name: &str, cluster: &str, env: Env) -> String {
 /// Forces a new deployment of each `(service, ECS name)`, then waits for all of them in
 /// one polling loop and reports each end state. Failures show the service's recent
 /// events.
-fn deploy(aws: &Aws, cluster: &str, services: &[(String, String)], wait: &WaitArgs, env: Env) -> Result<ExitCode> {
+pub(super) fn deploy(aws: &Aws, cluster: &str, services: &[(String, String)], wait: &WaitArgs, env: Env) -> Result<ExitCode> {
     let mut watch = Watch::new();
     let mut started = Vec::new();
     for (_, name) in services {

@@ -9,6 +9,7 @@ pub mod codeartifact;
 pub mod ecs;
 pub mod lambda_images;
 pub mod publish;
+pub mod rollback;
 mod wheel_metadata;
 
 use std::io::{IsTerminal, Write};

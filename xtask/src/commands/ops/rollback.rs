@@ -1,0 +1,354 @@
+//! `rollback <tag>`: the seeds' rollback procedure as one command. The images published
+//! under `<tag>` are found in the registry by tag; those it lacks are rebuilt from the
+//! tag's sources (a git worktree) and pushed; then everything is re-pointed at the tag's
+//! digests: `latest` on every image repository (the services and the consolidated host
+//! run `:latest`, and the next compute deploy pins the Lambdas to it), each Lambda
+//! function updated by digest, the ECS services redeployed and, where the API services
+//! run on the consolidated EC2 host (dev, staging), an instance refresh. `--dry-run`
+//! prints every step and changes nothing.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use camino::Utf8PathBuf;
+use clap::Args;
+use xtask_aws::{Aws, RefreshPreferences, ResourceKind};
+use xtask_engine::Cmd;
+use xtask_image::registry::{Manifest, Registry};
+
+use super::ecs::{cluster_name, ecs_service_name, known_services};
+use super::{ChangeArgs, Env, WaitArgs, Watch, asg, confirm, connect, ecs, resource_name};
+use crate::project::{Project, lambda_image};
+use crate::publish::{self, RegistryChoice};
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to go back to: a tag the images were published under (v1.2.2)
+    #[arg(value_name = "TAG")]
+    pub tag: String,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    /// Registry the images are in: `ecr` or an OCI registry `host[:port]` (default: XTASK_REGISTRY, then xtask.toml, then ecr)
+    #[arg(long, value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// Print every step (with current and target digests) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// One image repository and what the tag and `latest` point at.
+struct Image {
+    repository: String,
+    /// Lambda name for Lambda images.
+    lambda: Option<String>,
+    target: Option<Manifest>,
+    latest: Option<String>,
+}
+
+/// Everything a rollback does, decided before anything changes.
+struct Plan {
+    images: Vec<Image>,
+    /// Lambda functions to point at the tag's images.
+    functions: Vec<Function>,
+    /// ECS service names to redeploy.
+    services: Vec<(String, String)>,
+    /// Services not redeployed on ECS, and why.
+    notes: Vec<String>,
+    refresh_group: Option<String>,
+}
+
+/// A Lambda function, the image URI it should run, and what it runs now.
+struct Function {
+    name: String,
+    uri: String,
+    /// The digest it should run (`None` until a missing image is rebuilt).
+    digest: Option<String>,
+    current_uri: Option<String>,
+    current_digest: Option<String>,
+}
+
+impl Function {
+    fn up_to_date(&self) -> bool {
+        self.current_uri.as_deref() == Some(self.uri.as_str())
+            || self.digest.as_ref().is_some_and(|d| self.current_digest.as_deref() == Some(d.as_str()) || self.current_uri.as_deref().is_some_and(|u| u.ends_with(d.as_str())))
+    }
+}
+
+impl Plan {
+    fn missing(&self) -> Vec<&Image> {
+        self.images.iter().filter(|i| i.target.is_none()).collect()
+    }
+}
+
+impl RollbackArgs {
+    pub fn run(&self, project: &Project) -> Result<ExitCode> {
+        let env = self.change.env;
+        let tag = self.tag.as_str();
+        if !self.dry_run {
+            confirm(&self.change, &format!("roll everything back to {tag}"))?;
+        }
+        let registry_name = self
+            .registry
+            .clone()
+            .or_else(|| std::env::var("XTASK_REGISTRY").ok().filter(|v| !v.is_empty()))
+            .or_else(|| project.config.registry.default.clone())
+            .unwrap_or_else(|| "ecr".into());
+        let registry = match publish::choose(project, Some(&registry_name))? {
+            RegistryChoice::Remote(r) => r,
+            RegistryChoice::Local => bail!("rollback finds the images of {tag} in a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
+        };
+        let aws = connect(project, env)?;
+        let mut watch = Watch::new();
+        let mut plan = make_plan(project, registry.as_ref(), &aws, env, tag)?;
+        print_plan(&mut watch, &plan, registry.as_ref(), env, tag);
+        if self.dry_run {
+            return Ok(ExitCode::SUCCESS);
+        }
+
+        if !plan.missing().is_empty() {
+            rebuild(project, &plan, &registry_name, tag, &mut watch)?;
+            plan = make_plan(project, registry.as_ref(), &aws, env, tag)?;
+            let still: Vec<&str> = plan.missing().iter().map(|i| i.repository.as_str()).collect();
+            if !still.is_empty() {
+                bail!(
+                    "after rebuilding from {tag}, the registry still lacks {tag} for {}; a commit with several v* tags is versioned by one of them: push these images with `cargo xtask lambda-push-all` / `service-push` from a checkout of {tag}",
+                    still.join(", ")
+                );
+            }
+        }
+
+        let mut failures: Vec<String> = Vec::new();
+        // 1. `latest` on every repository (nothing is pulled or pushed).
+        for image in &plan.images {
+            let Some(m) = &image.target else { continue };
+            if image.latest.as_deref() == Some(m.digest.as_str()) {
+                continue;
+            }
+            match registry.put_tag(&image.repository, m, "latest") {
+                Ok(()) => watch.line(&format!("tagged   {}:latest -> {} ({tag})", image.repository, m.digest)),
+                Err(e) => failures.push(format!("{}:latest: {e:#}", image.repository)),
+            }
+        }
+        // 2. Lambda functions, by digest.
+        for f in plan.functions.iter().filter(|f| !f.up_to_date()) {
+            match aws.update_function_image(&f.name, &f.uri, self.wait.timeout_or(600), self.wait.poll()) {
+                Ok(_) => watch.line(&format!("updated  {} -> {}", f.name, f.uri)),
+                Err(e) => failures.push(format!("{}: {e}", f.name)),
+            }
+        }
+        // 3. The consolidated host's refresh is started first; ECS deployments run and
+        // are waited for meanwhile.
+        let refresh = match &plan.refresh_group {
+            Some(_) => match asg::start_refresh(&aws, env, RefreshPreferences { min_healthy_percentage: 100, max_healthy_percentage: 200 }, &mut watch) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    failures.push(format!("{e:#}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if !plan.services.is_empty()
+            && let Err(e) = ecs::deploy(&aws, &cluster_name(env), &plan.services, &self.wait, env)
+        {
+            failures.push(format!("{e:#}"));
+        }
+        if let (Some(id), false) = (refresh, self.wait.no_wait)
+            && let Err(e) = asg::wait_refresh(&aws, env, &id, &self.wait, &mut watch)
+        {
+            failures.push(format!("{e:#}"));
+        }
+        if failures.is_empty() {
+            watch.line(&format!("rolled back {env} to {tag}"));
+            return Ok(ExitCode::SUCCESS);
+        }
+        drop(watch);
+        bail!(
+            "the rollback to {tag} is incomplete ({} problem(s): {}); fix them and run `cargo xtask rollback {tag} --env {env}` again (retags and Lambda updates already done are skipped)",
+            failures.len(),
+            failures.join("; ")
+        )
+    }
+}
+
+/// Looks up the tag and `latest` for every image, the image each Lambda function runs,
+/// and which services and group exist.
+fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, tag: &str) -> Result<Plan> {
+    let mut repos: Vec<(String, Option<String>)> = project.lambdas()?.into_iter().map(|l| (lambda_image(&l), Some(l))).collect();
+    repos.extend(project.services()?.into_iter().map(|s| (format!("{}/{s}", super::PROJECT), None)));
+    let mut wanted = Vec::new();
+    for (repo, _) in &repos {
+        wanted.push((repo.clone(), tag.to_owned()));
+        wanted.push((repo.clone(), "latest".to_owned()));
+    }
+    let answers = registry.lookup(&wanted).with_context(|| format!("cannot look up the images of {tag} in registry {}", registry.name()))?;
+    let mut found: BTreeMap<(String, String), Manifest> = BTreeMap::new();
+    for (key, answer) in wanted.into_iter().zip(answers) {
+        if let Some(m) = answer {
+            found.insert(key, m);
+        }
+    }
+    let images: Vec<Image> = repos
+        .into_iter()
+        .map(|(repo, lambda)| Image {
+            target: found.get(&(repo.clone(), tag.to_owned())).cloned(),
+            latest: found.get(&(repo.clone(), "latest".to_owned())).map(|m| m.digest.clone()),
+            repository: repo,
+            lambda,
+        })
+        .collect();
+
+    let mut functions = Vec::new();
+    let mut notes = Vec::new();
+    for image in &images {
+        let Some(lambda) = &image.lambda else { continue };
+        let name = resource_name(lambda, env);
+        let reference = registry.reference(&image.repository, "x");
+        let repo_ref = reference.trim_end_matches(":x");
+        let digest = image.target.as_ref().map(|m| m.digest.clone());
+        let uri = format!("{repo_ref}@{}", digest.as_deref().unwrap_or("<digest after the rebuild>"));
+        match aws.function_image(&name) {
+            Ok(current) => functions.push(Function {
+                current_uri: current.as_ref().map(|c| c.image_uri.clone()),
+                current_digest: current.and_then(|c| c.digest),
+                name,
+                uri,
+                digest,
+            }),
+            // The compute stack creates the functions; one that is missing is not rolled back.
+            Err(e) if e.is_not_found(ResourceKind::LambdaFunction) => notes.push(e.to_string()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let mut services = Vec::new();
+    let names: Vec<(String, String)> = known_services(project)?.into_iter().map(|s| (ecs_service_name(&s, env), s)).collect();
+    let cluster = cluster_name(env);
+    let described = match aws.describe_services(&cluster, &names.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()) {
+        Ok(d) => d,
+        Err(e) if e.is_not_found(ResourceKind::EcsCluster) => {
+            notes.push(format!("ECS cluster {cluster} does not exist: no ECS service to redeploy"));
+            xtask_aws::EcsServices::default()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let api_services = project.services()?;
+    for (name, service) in names {
+        if described.found.iter().any(|s| s.name == name) {
+            services.push((service, name));
+        } else if env.consolidated() && api_services.contains(&service) {
+            notes.push(format!("{service} runs on the consolidated EC2 host in {env}"));
+        } else {
+            notes.push(format!("{name} is not in cluster {cluster}; not redeployed"));
+        }
+    }
+    let group = asg::group_name(env);
+    let refresh_group = match aws.describe_auto_scaling_group(&group) {
+        Ok(_) => Some(group),
+        Err(e) if e.is_not_found(ResourceKind::AutoScalingGroup) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Plan { images, functions, services, notes, refresh_group })
+}
+
+fn short(d: &str) -> String {
+    match d.strip_prefix("sha256:") {
+        Some(h) => format!("sha256:{}", &h[..h.len().min(12)]),
+        None => d.to_owned(),
+    }
+}
+
+fn print_plan(watch: &mut Watch, plan: &Plan, registry: &dyn Registry, env: Env, tag: &str) {
+    let missing = plan.missing();
+    watch.line(&format!(
+        "rollback of {env} to {tag} (registry {}): {} of {} images found under {tag}",
+        registry.name(),
+        plan.images.len() - missing.len(),
+        plan.images.len()
+    ));
+    let mut n = 0;
+    let mut step = |watch: &mut Watch, text: String| {
+        n += 1;
+        watch.line(&format!("{n:>3}. {text}"));
+    };
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|i| i.repository.as_str()).collect();
+        step(watch, format!("rebuild from the sources of {tag} (git worktree) and push: {}", names.join(", ")));
+    }
+    for i in &plan.images {
+        let target = i.target.as_ref().map(|m| short(&m.digest)).unwrap_or_else(|| "<rebuilt>".into());
+        match (&i.latest, &i.target) {
+            (Some(l), Some(m)) if *l == m.digest => step(watch, format!("keep     {}:latest (already {target})", i.repository)),
+            (l, _) => step(watch, format!("tag      {}:latest {} -> {target}", i.repository, l.as_deref().map(short).unwrap_or_else(|| "(none)".into()))),
+        }
+    }
+    for f in &plan.functions {
+        // A URI pinned by digest says what runs; otherwise the digest Lambda resolved.
+        let current = f.current_uri.as_deref().and_then(|u| u.rsplit_once('@').map(|(_, d)| d)).or(f.current_digest.as_deref()).map(short);
+        if f.up_to_date() {
+            step(watch, format!("keep     {} (already on {})", f.name, f.digest.as_deref().map(short).unwrap_or_default()));
+        } else {
+            step(watch, format!("update   {} {} -> {}", f.name, current.unwrap_or_else(|| "(none)".into()), f.uri));
+        }
+    }
+    for (_, name) in &plan.services {
+        step(watch, format!("redeploy {name} (ECS, pulls :latest)"));
+    }
+    if let Some(g) = &plan.refresh_group {
+        step(watch, format!("refresh  {g} (the consolidated EC2 host pulls :latest)"));
+    }
+    for note in &plan.notes {
+        watch.line(&format!("     note: {note}"));
+    }
+}
+
+/// Builds and pushes the images the registry lacks from a worktree of `tag`, with this
+/// same binary (`lambda-push-all`, `service-push`), so they carry the tag as version.
+fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mut Watch) -> Result<()> {
+    let missing = plan.missing();
+    let resolved = Cmd::new("git", format!("find the commit of {tag}"))
+        .args(["rev-parse", "--verify", "--quiet", &format!("refs/tags/{tag}^{{commit}}")])
+        .dir(&project.root)
+        .run();
+    if !matches!(&resolved, Ok(o) if !o.stdout.trim().is_empty()) || !tag.starts_with('v') {
+        let names: Vec<&str> = missing.iter().map(|i| i.repository.as_str()).collect();
+        bail!(
+            "the registry lacks {tag} for {}, and {tag} is not a v* git tag of this repository to rebuild them from; check the tag (`git tag -l 'v*'`) or publish them first",
+            names.join(", ")
+        );
+    }
+    let dir = Utf8PathBuf::from(format!("{}/rollback-{}", project.state_dir(), sanitize(tag)));
+    let _ = Cmd::new("git", "remove a stale rollback worktree").args(["worktree", "remove", "--force", dir.as_str()]).dir(&project.root).run();
+    Cmd::new("git", format!("check out {tag} into a worktree")).args(["worktree", "add", "--detach", dir.as_str(), tag]).dir(&project.root).run()?;
+    let exe = std::env::current_exe().context("cannot find this program to rebuild with")?;
+    let exe = exe.to_string_lossy().into_owned();
+    let result = (|| -> Result<()> {
+        if missing.iter().any(|i| i.lambda.is_some()) {
+            watch.line(&format!("building the Lambda images of {tag} in {dir}"));
+            Cmd::new(exe.clone(), format!("build and push the Lambda images of {tag}"))
+                .args(["--root", dir.as_str(), "lambda-push-all", "--registry", registry])
+                .inherit_output()
+                .run()?;
+        }
+        let services: Vec<String> = missing.iter().filter(|i| i.lambda.is_none()).map(|i| i.repository.trim_start_matches("tradai/").to_owned()).collect();
+        if !services.is_empty() {
+            watch.line(&format!("building the service images of {tag}: {}", services.join(", ")));
+            Cmd::new(exe.clone(), format!("build and push the service images of {tag}"))
+                .args(["--root", dir.as_str(), "service-push"])
+                .args(services.iter().map(String::as_str))
+                .args(["--registry", registry])
+                .inherit_output()
+                .run()?;
+        }
+        Ok(())
+    })();
+    let _ = Cmd::new("git", "remove the rollback worktree").args(["worktree", "remove", "--force", dir.as_str()]).dir(&project.root).run();
+    result
+}
+
+fn sanitize(tag: &str) -> String {
+    tag.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+}
