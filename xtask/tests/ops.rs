@@ -349,8 +349,8 @@ fn bad_input_and_missing_configuration_are_one_line_errors_with_the_fix() {
     let e = error_line(&xtask(r, None, &["ecs-force-deploy", "frontend"]));
     assert_eq!(e, "error: unknown service `frontend`; valid services: backend, data-collection, dry-run-trading, live-trading, mlflow, strategy-service");
 
-    // prod without confirmation stops before any AWS access (there is none configured).
-    for args in [&["ecs-force-deploy", "backend", "--env", "prod"][..], &["ecs-force-deploy-all", "--env", "prod"], &["asg-refresh", "--env", "prod"], &["publish-all-libs", "prod"]] {
+    // prod without confirmation stops before any AWS or registry access (none is configured).
+    for args in [&["ecs-force-deploy", "backend", "--env", "prod"][..], &["ecs-force-deploy-all", "--env", "prod"], &["asg-refresh", "--env", "prod"], &["publish-all-libs", "prod"], &["rollback", "v1.0.0", "--env", "prod"]] {
         let e = error_line(&xtask(r, None, args));
         assert!(e.contains("in prod without confirmation; pass --yes-prod"), "{args:?}: {e}");
     }
