@@ -111,7 +111,11 @@ fn stale_mentions(rel: &str, text: &str, commands: &BTreeSet<String>, aliases: &
     let mut out = Vec::new();
     for (index, line) in text.lines().enumerate() {
         for (at, _) in line.match_indices("cargo xtask ") {
-            let Some(word) = line[at + "cargo xtask ".len()..].split(|c: char| c.is_whitespace() || "`|)\"',;".contains(c)).next() else { continue };
+            // The name: lowercase letters, digits, `-` and a trailing `*`; a sentence's
+            // full stop or a closing backtick ends it.
+            let rest = &line[at + "cargo xtask ".len()..];
+            let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*')).unwrap_or(rest.len());
+            let word = &rest[..end];
             // Placeholders (`<command>`), options and empty words are not names.
             if word.is_empty() || !word.starts_with(|c: char| c.is_ascii_lowercase()) {
                 continue;
@@ -177,7 +181,7 @@ mod tests {
     #[test]
     fn stale_mentions_skip_placeholders() {
         let commands: BTreeSet<String> = ["ci".to_owned()].into();
-        let d = stale_mentions("README.md", "`cargo xtask ci` and `cargo xtask <command>`, `cargo xtask c*`\nthen cargo xtask gone --x and cargo xtask z*\n", &commands, &BTreeSet::new());
+        let d = stale_mentions("README.md", "`cargo xtask ci` and `cargo xtask <command>`, `cargo xtask c*`, cargo xtask ci.\nthen cargo xtask gone --x and cargo xtask z*\n", &commands, &BTreeSet::new());
         assert_eq!(d.len(), 2, "{d:?}");
         assert_eq!(d[0].display(), "README.md:2: docs: `cargo xtask gone` is not a command (any more); update the text or see `cargo xtask --help`");
     }
