@@ -173,18 +173,25 @@ impl Aws {
         AwsError::NotFound { kind, name: name.to_owned(), place, env: self.env.clone() }
     }
 
+    /// Runs one SDK call to completion. At trace level the SDK logs signed requests and
+    /// whole responses (registry and CodeArtifact tokens among them), so its log lines
+    /// are dropped then; at debug level (`-vv`) and below they pass as configured.
     fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::TRACE {
+            return tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || self.rt.block_on(f));
+        }
         self.rt.block_on(f)
     }
 }
 
-/// Runs `f` without the SDK's own log lines, unless debug logging is on (`-vv`): while
+/// Runs `f` without the SDK's own log lines, unless the level is debug (`-vv`): while
 /// the configuration loads, the SDK warns about every source it finds empty (a missing
 /// profile file, no instance metadata), and the one-line error made from the outcome
-/// already says what is missing. The runtime is current-thread, so everything `f` drives
-/// runs on this thread and sees the scoped dispatcher.
+/// already says what is missing; at trace level it would log what it read, secrets
+/// included. The runtime is current-thread, so everything `f` drives runs on this
+/// thread and sees the scoped dispatcher.
 fn quiet<T>(f: impl FnOnce() -> T) -> T {
-    if tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG {
+    if tracing::level_filters::LevelFilter::current() == tracing::level_filters::LevelFilter::DEBUG {
         return f();
     }
     tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), f)

@@ -99,3 +99,34 @@ boto3.client("lambda").create_function(FunctionName="tradai-health-check-dev", R
     assert_eq!(e.to_string(), "Lambda function tradai-nope-dev does not exist; it is created by the compute stack: `cargo xtask infra-up compute dev`");
     assert!(aws.function_image("tradai-nope-dev").unwrap_err().is_not_found(ResourceKind::LambdaFunction));
 }
+
+/// Collects everything logged, for the test below.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn trace_logging_never_carries_the_registry_token() {
+    let m = Moto::start();
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || sink.clone()).finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    tracing::trace!("capturing");
+    let aws = connect(&m);
+    let token = aws.authorization_token().unwrap();
+    let log = String::from_utf8_lossy(&captured.0.lock().unwrap()).into_owned();
+    assert!(log.contains("capturing"), "the subscriber records");
+    assert!(!log.contains(token.password.expose()), "the password is not logged");
+    // The base64 form ECR sends (`AWS:<password>`) is not logged either.
+    assert!(!log.contains("QVdTOj"), "the encoded token is not logged");
+}
