@@ -30,16 +30,28 @@ impl Repo {
         repo.write("libs/tradai-common/pyproject.toml", COMMON_PYPROJECT);
         repo.write("libs/tradai-common/README.md", "common\n");
         repo.write("libs/tradai-common/src/tradai_common/__init__.py", "\"\"\"Shared code; import the submodules.\"\"\"\n");
-        repo.write("libs/tradai-common/src/tradai_common/settings.py", "import os\n\nREGION = os.environ.get(\"AWS_REGION\", \"eu-central-1\")\n");
+        repo.write(
+            "libs/tradai-common/src/tradai_common/settings.py",
+            "import os\n\nREGION = os.environ.get(\"AWS_REGION\", \"eu-central-1\")\n",
+        );
         repo.write(
             "libs/tradai-common/src/tradai_common/logs.py",
             "import logging\n\nfrom tradai_common.settings import REGION\n\n\ndef get_logger(name):\n    return logging.getLogger(f\"{REGION}.{name}\")\n",
         );
-        repo.write("libs/tradai-common/src/tradai_common/models.py", "from dataclasses import dataclass\n\n\n@dataclass\nclass Job:\n    id: str\n");
-        repo.write("libs/tradai-common/tests/test_models.py", "from tradai_common.models import Job\n\n\ndef test_job():\n    assert Job(\"a\").id == \"a\"\n");
+        repo.write(
+            "libs/tradai-common/src/tradai_common/models.py",
+            "from dataclasses import dataclass\n\n\n@dataclass\nclass Job:\n    id: str\n",
+        );
+        repo.write(
+            "libs/tradai-common/tests/test_models.py",
+            "from tradai_common.models import Job\n\n\ndef test_job():\n    assert Job(\"a\").id == \"a\"\n",
+        );
 
         // A light consumer: its code uses logs only (and so settings, through logs).
-        repo.write("libs/tradai-data/pyproject.toml", "[project]\nname = \"tradai-data\"\nversion = \"0.1.0\"\ndependencies = [\"tradai-common\"]\n");
+        repo.write(
+            "libs/tradai-data/pyproject.toml",
+            "[project]\nname = \"tradai-data\"\nversion = \"0.1.0\"\ndependencies = [\"tradai-common\"]\n",
+        );
         repo.write("libs/tradai-data/src/tradai_data/__init__.py", "");
         repo.write(
             "libs/tradai-data/src/tradai_data/store.py",
@@ -55,8 +67,14 @@ impl Repo {
         repo.write("services/backend/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY src/ /app/src/\n");
         repo.write("services/backend/.dockerignore", "tests\n");
         repo.write("services/backend/src/tradai_backend/__init__.py", "");
-        repo.write("services/backend/src/tradai_backend/app.py", "from tradai_common import models\n\n\ndef job(i):\n    return models.Job(i)\n");
-        repo.write("services/backend/tests/test_app.py", "from tradai_backend.app import job\n\n\ndef test_job():\n    assert job(\"x\").id == \"x\"\n");
+        repo.write(
+            "services/backend/src/tradai_backend/app.py",
+            "from tradai_common import models\n\n\ndef job(i):\n    return models.Job(i)\n",
+        );
+        repo.write(
+            "services/backend/tests/test_app.py",
+            "from tradai_backend.app import job\n\n\ndef test_job():\n    assert job(\"x\").id == \"x\"\n",
+        );
         // An image without a workspace package.
         repo.write("services/mlflow/Dockerfile", "FROM python:3.11-slim\nCOPY requirements.txt /tmp/\n");
         repo.write("services/mlflow/requirements.txt", "mlflow==3.17.2\n");
@@ -115,7 +133,12 @@ impl Repo {
 
     fn xtask(&self, args: &[&str], env: &[(&str, &Path)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-        cmd.arg("--root").arg(self.path()).args(args).env_remove("GITHUB_OUTPUT").env_remove("GITHUB_STEP_SUMMARY").env_remove("GITHUB_ACTIONS");
+        cmd.arg("--root")
+            .arg(self.path())
+            .args(args)
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_ACTIONS");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -211,7 +234,11 @@ fn uv_lock_affects_everything() {
     assert_eq!(a["all"], true);
     assert_eq!(a["any"], true);
     assert_eq!(a["lambda_tests"], true);
-    assert_eq!(strings(&a["service_images"]), ["tradai/backend"], "the locked dependencies go into the wheelhouse; mlflow has its own requirements");
+    assert_eq!(
+        strings(&a["service_images"]),
+        ["tradai/backend"],
+        "the locked dependencies go into the wheelhouse; mlflow has its own requirements"
+    );
     assert_eq!(strings(&a["lambda_images"]), Vec::<String>::new(), "Lambda images carry only the tradai-common wheel");
 }
 
@@ -268,10 +295,13 @@ fn github_outputs_carry_the_matrix() {
     let after = repo.commit("change");
     let out_file = repo.path().join("gh-output");
     let summary = repo.path().join("gh-summary");
-    let out = repo.xtask(&["ci", "changes", "--base", &before, "--head", &after], &[("GITHUB_OUTPUT", &out_file), ("GITHUB_STEP_SUMMARY", &summary)]);
+    let out = repo
+        .xtask(&["ci", "changes", "--base", &before, "--head", &after], &[("GITHUB_OUTPUT", &out_file), ("GITHUB_STEP_SUMMARY", &summary)]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let outputs = fs::read_to_string(&out_file).unwrap();
-    let line = |name: &str| outputs.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} in {outputs}")).to_owned();
+    let line = |name: &str| {
+        outputs.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} in {outputs}")).to_owned()
+    };
     let matrix: Value = serde_json::from_str(&line("matrix")).unwrap();
     assert_eq!(matrix["include"][0], serde_json::json!({"package": "common", "path": "libs/tradai-common", "coverage": 60}));
     assert_eq!(line("any"), "true");

@@ -45,7 +45,13 @@ fn python_copy() -> tempfile::TempDir {
 
 fn xtask(root: &Path, args: &[&str], github: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.arg("--root").arg(root).args(args).env_remove("GITHUB_OUTPUT").env_remove("GITHUB_STEP_SUMMARY").env_remove("GITHUB_ACTIONS").env_remove("UV_PROJECT_ENVIRONMENT");
+    cmd.arg("--root")
+        .arg(root)
+        .args(args)
+        .env_remove("GITHUB_OUTPUT")
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .env_remove("GITHUB_ACTIONS")
+        .env_remove("UV_PROJECT_ENVIRONMENT");
     if let Some(dir) = github {
         cmd.env("GITHUB_ACTIONS", "true").env("GITHUB_STEP_SUMMARY", dir.join("summary.md")).env("GITHUB_OUTPUT", dir.join("output"));
     }

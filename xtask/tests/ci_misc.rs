@@ -8,7 +8,9 @@ use std::process::{Command, Output};
 fn xtask(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
     cmd.arg("--root").arg(root).args(args);
-    for var in ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "NEEDS", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "DEVCONTAINER_IMAGE"] {
+    for var in
+        ["GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "NEEDS", "GITHUB_REPOSITORY", "GITHUB_TOKEN", "DEVCONTAINER_IMAGE"]
+    {
         cmd.env_remove(var);
     }
     for (k, v) in env {
@@ -30,7 +32,11 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn verdict_passes_success_and_skipped_and_fails_the_rest() {
     let root = fixture();
-    let ok = xtask(root.path(), &["ci", "verdict"], &[("NEEDS", r#"{"lint": {"result": "success", "outputs": {}}, "test": {"result": "skipped", "outputs": {}}}"#)]);
+    let ok = xtask(
+        root.path(),
+        &["ci", "verdict"],
+        &[("NEEDS", r#"{"lint": {"result": "success", "outputs": {}}, "test": {"result": "skipped", "outputs": {}}}"#)],
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
 
     let summary = root.path().join("summary.md");
@@ -54,7 +60,11 @@ fn verdict_passes_success_and_skipped_and_fails_the_rest() {
 fn docs_freshness_names_undocumented_commands_stale_mentions_and_broken_links() {
     let root = fixture();
     fs::create_dir_all(root.path().join("docs")).unwrap();
-    fs::write(root.path().join("README.md"), "# Fixture\n\nRun `cargo xtask ci` and `cargo xtask lambda-shuffle`.\nSee [the guide](docs/guide.md) and [gone](docs/gone.md).\n").unwrap();
+    fs::write(
+        root.path().join("README.md"),
+        "# Fixture\n\nRun `cargo xtask ci` and `cargo xtask lambda-shuffle`.\nSee [the guide](docs/guide.md) and [gone](docs/gone.md).\n",
+    )
+    .unwrap();
     fs::write(root.path().join("docs/guide.md"), "Use cargo xtask doctor.\n").unwrap();
     let out = xtask(root.path(), &["docs-freshness"], &[]);
     let err = stderr(&out);
@@ -91,8 +101,15 @@ fn devcontainer_build_dry_run_lists_build_login_and_pushes_without_the_token() {
     let plan = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = plan.lines().collect();
     assert_eq!(lines.len(), 4, "{plan}");
-    assert!(lines[0].starts_with("1. docker build --platform linux/amd64") && lines[0].contains("--tag ghcr.io/acme/tradai/devcontainer:latest"), "{plan}");
-    assert!(lines[1].contains("docker login ghcr.io --username bot --password-stdin") && lines[1].contains("$GITHUB_TOKEN on stdin"), "{plan}");
+    assert!(
+        lines[0].starts_with("1. docker build --platform linux/amd64")
+            && lines[0].contains("--tag ghcr.io/acme/tradai/devcontainer:latest"),
+        "{plan}"
+    );
+    assert!(
+        lines[1].contains("docker login ghcr.io --username bot --password-stdin") && lines[1].contains("$GITHUB_TOKEN on stdin"),
+        "{plan}"
+    );
     assert!(lines[2].ends_with("docker push ghcr.io/acme/tradai/devcontainer:latest"), "{plan}");
     assert!(!plan.contains("s3cr3t-token") && !stderr(&out).contains("s3cr3t-token"), "the token never appears");
 }

@@ -123,14 +123,22 @@ fn each_checker_fails_on_a_planted_violation_and_names_the_file() {
     assert_ne!(planted, docs, "the plant applies");
     fs::write(dir.join("docs.yml"), planted).unwrap();
     let freshness = fs::read_to_string(dir.join("docs-freshness.yml")).unwrap();
-    fs::write(dir.join("docs-freshness.yml"), freshness.replace("cargo xtask docs-freshness", "cargo xtask docs-freshnes --quick")).unwrap();
+    fs::write(dir.join("docs-freshness.yml"), freshness.replace("cargo xtask docs-freshness", "cargo xtask docs-freshnes --quick"))
+        .unwrap();
 
     let out = xtask(root, &["ci", "workflows"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let line = |needle: &str| err.lines().any(|l| l.starts_with("error: ") && l.contains(needle));
-    assert!(line("workflows policy: .github/workflows/docs.yml:") && line("`echo ${{ github.event.head_commit.message }}` in job `docs` does work outside `cargo xtask`"), "{err}");
-    assert!(line("workflows policy: .github/workflows/docs-freshness.yml:") && line("`cargo xtask docs-freshnes` is not a command"), "{err}");
+    assert!(
+        line("workflows policy: .github/workflows/docs.yml:")
+            && line("`echo ${{ github.event.head_commit.message }}` in job `docs` does work outside `cargo xtask`"),
+        "{err}"
+    );
+    assert!(
+        line("workflows policy: .github/workflows/docs-freshness.yml:") && line("`cargo xtask docs-freshnes` is not a command"),
+        "{err}"
+    );
     assert!(line("workflows actionlint: .github/workflows/docs.yml:") && line("bogus-key"), "{err}");
     assert!(line("workflows zizmor: .github/workflows/docs.yml:") && line("[template-injection]"), "{err}");
     assert!(line("workflows schema: .github/workflows/docs.yml:") && line("'bogus-key' was unexpected"), "{err}");

@@ -10,7 +10,10 @@ fn main() {
     match xtask_ci::Repo::discover(camino::Utf8Path::new(root), vec!["xtask.toml".into()]) {
         Ok(repo) => {
             let a = xtask_ci::analyze(&repo, files);
-            println!("packages: {:?}\nlambda_tests: {}\nlambdas: {:?}\nservices: {:?}\nwheel: {} base: {}", a.packages, a.lambda_tests, a.lambdas, a.services, a.wheel, a.lambda_base);
+            println!(
+                "packages: {:?}\nlambda_tests: {}\nlambdas: {:?}\nservices: {:?}\nwheel: {} base: {}",
+                a.packages, a.lambda_tests, a.lambdas, a.services, a.wheel, a.lambda_base
+            );
             for (k, v) in &a.reasons {
                 println!("  {k}: {}", v.join("; "));
             }

@@ -202,7 +202,8 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         if file.starts_with("docs/") || file.ends_with(".md") || file == "mkdocs.yml" {
             a.docs = true;
         }
-        if ["crates/", "xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock" {
+        if ["crates/", "xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock"
+        {
             a.rust = true;
         }
         if file.starts_with(".github/") {
@@ -231,7 +232,10 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         let lambda_hit = if shared_whole.is_some() && !repo.lambda_shared_imports.is_empty() {
             shared_whole.clone()
         } else {
-            repo.lambda_shared_imports.iter().find(|m| affected_modules.contains(*m)).map(|m| format!("{} changed and the Lambdas use {m}", describe(&shared_changed)))
+            repo.lambda_shared_imports
+                .iter()
+                .find(|m| affected_modules.contains(*m))
+                .map(|m| format!("{} changed and the Lambdas use {m}", describe(&shared_changed)))
         };
         if let Some(why) = lambda_hit {
             a.lambda_tests = true;
@@ -250,8 +254,12 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
 
     // Rule 5: integration.
     if repo.package("integration").is_some() {
-        let affected: Vec<&str> =
-            repo.packages.iter().filter(|p| p.name != "integration" && a.reasons.contains_key(&format!("package:{}", p.name))).map(|p| p.name.as_str()).collect();
+        let affected: Vec<&str> = repo
+            .packages
+            .iter()
+            .filter(|p| p.name != "integration" && a.reasons.contains_key(&format!("package:{}", p.name)))
+            .map(|p| p.name.as_str())
+            .collect();
         if let Some(shared) = &repo.shared
             && affected.contains(&shared.package.as_str())
         {
@@ -301,7 +309,8 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
 
 /// Sorts, deduplicates and derives the summary fields from the reasons.
 fn finish(repo: &Repo, mut a: Affected) -> Affected {
-    a.packages = repo.packages.iter().filter(|p| a.all || a.reasons.contains_key(&format!("package:{}", p.name))).map(|p| p.name.clone()).collect();
+    a.packages =
+        repo.packages.iter().filter(|p| a.all || a.reasons.contains_key(&format!("package:{}", p.name))).map(|p| p.name.clone()).collect();
     if a.all {
         a.lambda_tests = true;
     }
@@ -324,7 +333,8 @@ fn finish(repo: &Repo, mut a: Affected) -> Affected {
         a.reasons.entry("image:tradai/lambda-base".into()).or_default().push(why.into());
     }
     a.lambda_images = a.lambdas.iter().filter_map(|n| repo.lambdas.iter().find(|l| &l.name == n)).map(|l| l.image.clone()).collect();
-    a.service_images = a.services.iter().filter_map(|n| repo.services.iter().find(|s| &s.context.name == n)).map(|s| s.context.image.clone()).collect();
+    a.service_images =
+        a.services.iter().filter_map(|n| repo.services.iter().find(|s| &s.context.name == n)).map(|s| s.context.image.clone()).collect();
     a.images = a.wheel || a.lambda_base || !a.lambdas.is_empty() || !a.services.is_empty();
     a
 }

@@ -85,7 +85,11 @@ pub fn ruff_format(output: &str) -> Vec<Diagnostic> {
         if let Some(path) = l.strip_prefix("Would reformat: ") {
             out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(path.trim(), None, None));
         } else if let Some(c) = arrow.captures(l.trim_end()) {
-            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(&c[1], c[2].parse().ok(), c[3].parse().ok()));
+            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(
+                &c[1],
+                c[2].parse().ok(),
+                c[3].parse().ok(),
+            ));
         } else if let Some(rest) = l.strip_prefix("error: Failed to parse ") {
             out.extend(ruff_check(rest).into_iter().map(|d| Diagnostic { title: "ruff format".into(), ..d }));
         }
@@ -105,7 +109,11 @@ pub fn mypy(output: &str) -> Vec<Diagnostic> {
                 Some(code) => format!("mypy [{}]", code.as_str()),
                 None => "mypy".to_owned(),
             };
-            Some(Diagnostic::new(title, c[4].to_owned()).at(&c[1], c.get(2).and_then(|m| m.as_str().parse().ok()), c.get(3).and_then(|m| m.as_str().parse().ok())))
+            Some(Diagnostic::new(title, c[4].to_owned()).at(
+                &c[1],
+                c.get(2).and_then(|m| m.as_str().parse().ok()),
+                c.get(3).and_then(|m| m.as_str().parse().ok()),
+            ))
         })
         .collect()
 }
@@ -176,7 +184,9 @@ pub fn check_jsonschema_with(output: &str, read: impl Fn(&str) -> Option<String>
         let best = error.get("best_deep_match").or_else(|| error.get("best_match")).unwrap_or(error);
         let path = str_of(best, "path").or_else(|| str_of(error, "path")).unwrap_or_default();
         let message = str_of(best, "message").or_else(|| str_of(error, "message")).unwrap_or_default();
-        let key = path.rsplit('.').find(|seg| !seg.is_empty() && !seg.starts_with('$') && !seg.chars().all(|c| c.is_ascii_digit() || c == '[' || c == ']'));
+        let key = path
+            .rsplit('.')
+            .find(|seg| !seg.is_empty() && !seg.starts_with('$') && !seg.chars().all(|c| c.is_ascii_digit() || c == '[' || c == ']'));
         let line = key.and_then(|k| {
             let k = k.split('[').next().unwrap_or(k);
             read(&file)?.lines().position(|l| l.trim_start().trim_start_matches("- ").starts_with(&format!("{k}:"))).map(|i| i as u32 + 1)
@@ -225,7 +235,11 @@ pub fn pytest_junit(xml: &str) -> Vec<Diagnostic> {
         let file = get(attrs, "file");
         // The class of a test method is what the classname adds to the file's module.
         let class = match &file {
-            Some(f) => classname.strip_prefix(&f.trim_end_matches(".py").replace('/', ".")).unwrap_or(&classname).trim_start_matches('.').to_owned(),
+            Some(f) => classname
+                .strip_prefix(&f.trim_end_matches(".py").replace('/', "."))
+                .unwrap_or(&classname)
+                .trim_start_matches('.')
+                .to_owned(),
             None => classname.clone(),
         };
         let test = if class.is_empty() { name.clone() } else { format!("{class}::{name}") };
@@ -314,7 +328,10 @@ mod tests {
     #[test]
     fn bandit_template_lines() {
         let d = bandit("libs/a/src/x.py:4:0: B105 [LOW/MEDIUM] Possible hardcoded password: 'x'\n");
-        assert_eq!(d, vec![Diagnostic::new("bandit B105 [LOW/MEDIUM]", "Possible hardcoded password: 'x'").at("libs/a/src/x.py", Some(4), Some(1))]);
+        assert_eq!(
+            d,
+            vec![Diagnostic::new("bandit B105 [LOW/MEDIUM]", "Possible hardcoded password: 'x'").at("libs/a/src/x.py", Some(4), Some(1))]
+        );
     }
 
     #[test]
@@ -347,7 +364,14 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
     #[test]
     fn actionlint_oneline() {
         let d = actionlint(".github/workflows/docs.yml:26:5: unexpected key \"bogus-key\" for \"job\" section [syntax-check]\n");
-        assert_eq!(d, vec![Diagnostic::new("actionlint [syntax-check]", "unexpected key \"bogus-key\" for \"job\" section").at(".github/workflows/docs.yml", Some(26), Some(5))]);
+        assert_eq!(
+            d,
+            vec![Diagnostic::new("actionlint [syntax-check]", "unexpected key \"bogus-key\" for \"job\" section").at(
+                ".github/workflows/docs.yml",
+                Some(26),
+                Some(5)
+            )]
+        );
     }
 
     #[test]
@@ -355,7 +379,10 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
         let out = "error[template-injection]: code injection via template expansion\n  --> .github/workflows/docs.yml:37:45\n   |\n37 |  run: x\n\nhelp[self-repository]: use GitHub's dedicated self-repository syntax\n  --> .github/workflows/ci.yml:59:11\n\n2 findings: 1 high\n";
         let d = zizmor(out);
         assert_eq!(d.len(), 2);
-        assert_eq!(d[0].display(), ".github/workflows/docs.yml:37:45: zizmor error [template-injection]: code injection via template expansion");
+        assert_eq!(
+            d[0].display(),
+            ".github/workflows/docs.yml:37:45: zizmor error [template-injection]: code injection via template expansion"
+        );
         assert_eq!(d[1].title, "zizmor help [self-repository]");
     }
 
@@ -363,7 +390,10 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
     fn schema_errors_find_the_line_of_their_key() {
         let out = r#"{"status": "fail", "errors": [{"filename": "w.yml", "path": "$.jobs.docs", "message": "long", "best_match": {"path": "$.jobs.docs", "message": "Additional properties are not allowed ('bogus-key' was unexpected)"}}], "parse_errors": []}"#;
         let d = check_jsonschema_with(out, |_| Some("name: x\njobs:\n  docs:\n    bogus-key: 1\n".into()));
-        assert_eq!(d[0].display(), "w.yml:3: workflow schema: $.jobs.docs: Additional properties are not allowed ('bogus-key' was unexpected)");
+        assert_eq!(
+            d[0].display(),
+            "w.yml:3: workflow schema: $.jobs.docs: Additional properties are not allowed ('bogus-key' was unexpected)"
+        );
     }
 
     #[test]

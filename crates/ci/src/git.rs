@@ -16,7 +16,11 @@ pub fn changed_files(root: &Utf8Path, base: &str, head: Option<&str>) -> Result<
     let git = |purpose: &str| Cmd::new("git", purpose.to_owned()).dir(root.to_owned());
     let fail = |e: ProcessError, what: &str| {
         let stderr = e.stderr().trim().to_owned();
-        if stderr.contains("unknown revision") || stderr.contains("bad revision") || stderr.contains("Not a valid object name") || stderr.contains("no merge base") {
+        if stderr.contains("unknown revision")
+            || stderr.contains("bad revision")
+            || stderr.contains("Not a valid object name")
+            || stderr.contains("no merge base")
+        {
             Error::Git(format!(
                 "{what} is not a commit of this clone ({}); fetch it first (`git fetch origin <branch>`, or `fetch-depth: 0` in actions/checkout)",
                 stderr.lines().next().unwrap_or_default()
@@ -34,11 +38,20 @@ pub fn changed_files(root: &Utf8Path, base: &str, head: Option<&str>) -> Result<
             split_z(&out.stdout)
         }
         None => {
-            let fork = git("find where HEAD forked from the base").args(["merge-base", base, "HEAD"]).run().map_err(|e| fail(e, &format!("`{base}`")))?;
+            let fork = git("find where HEAD forked from the base")
+                .args(["merge-base", base, "HEAD"])
+                .run()
+                .map_err(|e| fail(e, &format!("`{base}`")))?;
             let fork = fork.stdout.trim().to_owned();
-            let out = git("list the files changed since the fork point").args(["diff", "--name-only", "-z", "--no-renames", &fork, "--"]).run().map_err(|e| fail(e, "the fork point"))?;
+            let out = git("list the files changed since the fork point")
+                .args(["diff", "--name-only", "-z", "--no-renames", &fork, "--"])
+                .run()
+                .map_err(|e| fail(e, "the fork point"))?;
             let mut files = split_z(&out.stdout);
-            let untracked = git("list untracked files").args(["ls-files", "-z", "--others", "--exclude-standard"]).run().map_err(|e| Error::Git(e.to_string()))?;
+            let untracked = git("list untracked files")
+                .args(["ls-files", "-z", "--others", "--exclude-standard"])
+                .run()
+                .map_err(|e| Error::Git(e.to_string()))?;
             files.extend(split_z(&untracked.stdout));
             files
         }

@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn from_imports_name_their_candidates() {
         let m = modules("from tradai_common import aws, logs as l\nfrom tradai_common.models import BacktestJob\n");
-        assert_eq!(m, ["tradai_common", "tradai_common.aws", "tradai_common.logs", "tradai_common.models", "tradai_common.models.BacktestJob"]);
+        assert_eq!(
+            m,
+            ["tradai_common", "tradai_common.aws", "tradai_common.logs", "tradai_common.models", "tradai_common.models.BacktestJob"]
+        );
     }
 
     #[test]
@@ -249,7 +252,8 @@ mod tests {
 
     #[test]
     fn imports_inside_strings_and_comments_are_ignored() {
-        let src = "\"\"\"Docs.\n\nfrom tradai_common import settings\n\"\"\"\n# import tradai_common.logs\nx = 'import tradai_common.models'\n";
+        let src =
+            "\"\"\"Docs.\n\nfrom tradai_common import settings\n\"\"\"\n# import tradai_common.logs\nx = 'import tradai_common.models'\n";
         assert!(modules(src).is_empty(), "{:?}", modules(src));
     }
 
@@ -263,7 +267,10 @@ mod tests {
 
     #[test]
     fn relative_imports_resolve_against_the_current_module() {
-        let m: Vec<String> = referenced_modules("from .models import X\nfrom . import aws\nfrom ..other import y\n", Some(("pkg.sub.mod", false))).into_iter().collect();
+        let m: Vec<String> =
+            referenced_modules("from .models import X\nfrom . import aws\nfrom ..other import y\n", Some(("pkg.sub.mod", false)))
+                .into_iter()
+                .collect();
         assert!(m.contains(&"pkg.sub.models".to_owned()), "{m:?}");
         assert!(m.contains(&"pkg.sub.aws".to_owned()), "{m:?}");
         assert!(m.contains(&"pkg.other".to_owned()), "{m:?}");

@@ -202,7 +202,8 @@ impl Repo {
         };
 
         // Which package provides each top-level import name.
-        let providers: BTreeMap<String, String> = packages.iter().flat_map(|p| p.modules.iter().map(|m| (m.clone(), p.name.clone()))).collect();
+        let providers: BTreeMap<String, String> =
+            packages.iter().flat_map(|p| p.modules.iter().map(|m| (m.clone(), p.name.clone()))).collect();
         let by_project: BTreeMap<String, String> =
             packages.iter().filter_map(|p| p.project.as_ref().map(|proj| (normalize(proj), p.name.clone()))).collect();
 
@@ -306,7 +307,10 @@ pub fn wheel_filter() -> DockerIgnore {
 /// Whether a file of a package is a test file: under a `tests` folder, or named like one.
 pub fn is_test_file(rel: &str) -> bool {
     let name = rel.rsplit('/').next().unwrap_or(rel);
-    rel.split('/').any(|seg| seg == "tests" || seg == "test") || name.starts_with("test_") || name.ends_with("_test.py") || name == "conftest.py"
+    rel.split('/').any(|seg| seg == "tests" || seg == "test")
+        || name.starts_with("test_")
+        || name.ends_with("_test.py")
+        || name == "conftest.py"
 }
 
 fn matrix_name(dir: &str) -> String {
@@ -420,11 +424,7 @@ fn src_modules(dir: &Utf8Path) -> Vec<String> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name();
-            if e.path().join("__init__.py").is_file() {
-                Some(name.to_owned())
-            } else {
-                name.strip_suffix(".py").map(str::to_owned)
-            }
+            if e.path().join("__init__.py").is_file() { Some(name.to_owned()) } else { name.strip_suffix(".py").map(str::to_owned) }
         })
         .collect();
     out.sort();
@@ -461,7 +461,8 @@ fn shared_lib(root: &Utf8Path, package: &Package) -> Result<SharedLib, Error> {
         return Ok(SharedLib { package: package.name.clone(), dir: package.dir.clone(), ..SharedLib::default() });
     };
     let dir = root.join(&package.dir);
-    let mut lib = SharedLib { package: package.name.clone(), dir: package.dir.clone(), import_name: import_name.clone(), ..SharedLib::default() };
+    let mut lib =
+        SharedLib { package: package.name.clone(), dir: package.dir.clone(), import_name: import_name.clone(), ..SharedLib::default() };
     let mut sources = Vec::new();
     for file in python_files(&dir.join("src").join(&import_name)) {
         let rel = file.strip_prefix(&dir).map(|p| p.as_str().to_owned()).unwrap_or_default();
@@ -481,7 +482,8 @@ fn shared_lib(root: &Utf8Path, package: &Package) -> Result<SharedLib, Error> {
 
 fn subfolders_with_dockerfile(dir: &Utf8Path) -> Vec<String> {
     let Ok(entries) = dir.read_dir_utf8() else { return Vec::new() };
-    let mut out: Vec<String> = entries.flatten().filter(|e| e.path().join("Dockerfile").is_file()).map(|e| e.file_name().to_owned()).collect();
+    let mut out: Vec<String> =
+        entries.flatten().filter(|e| e.path().join("Dockerfile").is_file()).map(|e| e.file_name().to_owned()).collect();
     out.sort();
     out
 }

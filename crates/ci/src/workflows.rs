@@ -39,7 +39,8 @@ pub const EXPECTED: &[(&str, &str)] = &[
 pub const DEPLOYMENTS: &[&str] = &["docker-build.yml", "deploy-lambdas.yml", "publish-libs.yml"];
 
 /// The conditions every deployment job's `if:` must contain.
-pub const TAG_GATE: &[&str] = &["github.event.workflow_run.conclusion == 'success'", "startsWith(github.event.workflow_run.head_branch, 'v')"];
+pub const TAG_GATE: &[&str] =
+    &["github.event.workflow_run.conclusion == 'success'", "startsWith(github.event.workflow_run.head_branch, 'v')"];
 
 /// The actions a step may use: setup only.
 pub const SETUP_ACTIONS: &[&str] = &["actions/checkout", "dtolnay/rust-toolchain", "Swatinem/rust-cache"];
@@ -68,7 +69,10 @@ pub fn check(dir: &Utf8Path, rel_dir: &str) -> Result<PolicyReport, Error> {
     let mut report = PolicyReport { files: workflow_files(dir), ..PolicyReport::default() };
     for (file, name) in EXPECTED {
         if !report.files.iter().any(|f| f == file) {
-            report.diagnostics.push(Diagnostic::new("workflows", format!("{rel_dir}/{file} ({name}) is missing; the seeds' 11 workflows must all exist")));
+            report.diagnostics.push(Diagnostic::new(
+                "workflows",
+                format!("{rel_dir}/{file} ({name}) is missing; the seeds' 11 workflows must all exist"),
+            ));
         }
     }
     for file in report.files.clone() {
@@ -131,7 +135,13 @@ fn check_one(file: &str, rel: &str, text: &str, doc: &Yaml, report: &mut PolicyR
             let condition = job["if"].as_str().map(|c| c.split_whitespace().collect::<Vec<_>>().join(" ")).unwrap_or_default();
             let missing: Vec<&&str> = TAG_GATE.iter().filter(|g| !condition.contains(**g)).collect();
             if !missing.is_empty() {
-                problem(&format!("{job_name}:"), format!("job `{job_name}` must run only for a successful CI run of a v* tag: its `if:` lacks {}", missing.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")));
+                problem(
+                    &format!("{job_name}:"),
+                    format!(
+                        "job `{job_name}` must run only for a successful CI run of a v* tag: its `if:` lacks {}",
+                        missing.iter().map(|g| format!("`{g}`")).collect::<Vec<_>>().join(" and ")
+                    ),
+                );
             }
         }
         if let Some(uses) = job["uses"].as_str() {
@@ -147,7 +157,12 @@ fn check_one(file: &str, rel: &str, text: &str, doc: &Yaml, report: &mut PolicyR
                 for command in commands(script) {
                     if !(command == "cargo xtask" || command.starts_with("cargo xtask ")) {
                         let first = command.lines().next().unwrap_or(&command).to_owned();
-                        problem(&first, format!("`{first}` in job `{job_name}` does work outside `cargo xtask`; make it a `cargo xtask` command so that it runs the same locally"));
+                        problem(
+                            &first,
+                            format!(
+                                "`{first}` in job `{job_name}` does work outside `cargo xtask`; make it a `cargo xtask` command so that it runs the same locally"
+                            ),
+                        );
                     }
                 }
             }
@@ -155,7 +170,13 @@ fn check_one(file: &str, rel: &str, text: &str, doc: &Yaml, report: &mut PolicyR
                 report.uses_steps += 1;
                 let (action, reference) = uses.split_once('@').unwrap_or((uses, ""));
                 if !SETUP_ACTIONS.contains(&action) {
-                    problem(uses, format!("job `{job_name}` uses `{action}`; steps may only use the setup actions ({}), work goes through `cargo xtask`", SETUP_ACTIONS.join(", ")));
+                    problem(
+                        uses,
+                        format!(
+                            "job `{job_name}` uses `{action}`; steps may only use the setup actions ({}), work goes through `cargo xtask`",
+                            SETUP_ACTIONS.join(", ")
+                        ),
+                    );
                 }
                 if reference.len() != 40 || !reference.chars().all(|c| c.is_ascii_hexdigit()) {
                     problem(uses, format!("pin `{action}` by its full commit SHA (`{action}@<40 hex> # vX.Y.Z`), not `{reference}`"));
@@ -235,7 +256,11 @@ mod tests {
     fn policy_finds_each_kind_of_violation_with_its_line() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Utf8Path::from_path(tmp.path()).unwrap();
-        write(dir, "ci.yml", &format!("name: CI\non: push\npermissions:\n  contents: read\njobs:\n  a:\n    runs-on: ubuntu-latest\n{GOOD_STEPS}"));
+        write(
+            dir,
+            "ci.yml",
+            &format!("name: CI\non: push\npermissions:\n  contents: read\njobs:\n  a:\n    runs-on: ubuntu-latest\n{GOOD_STEPS}"),
+        );
         write(
             dir,
             "docker-build.yml",
@@ -247,7 +272,12 @@ mod tests {
         assert!(has(".github/workflows/_lint.yml (Lint) is missing"), "{texts:#?}");
         assert!(has(".github/workflows/docker-build.yml:2: workflow policy: set top-level `permissions:`"), "{texts:#?}");
         assert!(has("keep `workflow_dispatch`"), "{texts:#?}");
-        assert!(has("docker-build.yml:7: workflow policy: job `b` must run only for a successful CI run of a v* tag: its `if:` lacks `startsWith(github.event.workflow_run.head_branch, 'v')`"), "{texts:#?}");
+        assert!(
+            has(
+                "docker-build.yml:7: workflow policy: job `b` must run only for a successful CI run of a v* tag: its `if:` lacks `startsWith(github.event.workflow_run.head_branch, 'v')`"
+            ),
+            "{texts:#?}"
+        );
         assert!(has("docker-build.yml:11: workflow policy: pin `actions/checkout` by its full commit SHA"), "{texts:#?}");
         assert!(has("checkout in job `b` must set `persist-credentials: false`"), "{texts:#?}");
         assert!(has("uses `docker/build-push-action`; steps may only use the setup actions"), "{texts:#?}");

@@ -199,7 +199,11 @@ fn changes(project: &Project, github: &Github, args: &ChangesArgs) -> Result<Exi
 
 fn describe(a: &Affected) -> String {
     let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
-    let scope = if a.all && a.changed_files.is_empty() { "everything selected".to_owned() } else { format!("{} changed file(s)", a.changed_files.len()) };
+    let scope = if a.all && a.changed_files.is_empty() {
+        "everything selected".to_owned()
+    } else {
+        format!("{} changed file(s)", a.changed_files.len())
+    };
     format!(
         "{scope}: tests {}{}; Lambda images {}{}; service images {}",
         list(&a.packages),
@@ -361,9 +365,17 @@ impl<'a> Gate<'a> {
         self.github.annotate(&result.diagnostics);
         let secs = result.seconds;
         if result.ok {
-            eprintln!("ok     {} ({secs:.1}s){}", result.name, if result.note.is_empty() { String::new() } else { format!(": {}", result.note) });
+            eprintln!(
+                "ok     {} ({secs:.1}s){}",
+                result.name,
+                if result.note.is_empty() { String::new() } else { format!(": {}", result.note) }
+            );
         } else {
-            eprintln!("FAILED {} ({secs:.1}s){}", result.name, if result.note.is_empty() { String::new() } else { format!(": {}", result.note) });
+            eprintln!(
+                "FAILED {} ({secs:.1}s){}",
+                result.name,
+                if result.note.is_empty() { String::new() } else { format!(": {}", result.note) }
+            );
         }
         self.results.push(result);
     }
@@ -372,16 +384,21 @@ impl<'a> Gate<'a> {
         self.ensure_tools()?;
         let started = Instant::now();
         self.github.group("ci lint: ruff check, ruff format --check");
-        let (check, check_code) = self.capture(self.tool("ruff", "check the Python code with ruff").args(["check", "--output-format=concise", "."]))?;
+        let (check, check_code) =
+            self.capture(self.tool("ruff", "check the Python code with ruff").args(["check", "--output-format=concise", "."]))?;
         eprint!("{check}");
-        let (format, format_code) = self.capture(self.tool("ruff", "check the Python formatting with ruff").args(["format", "--check", "."]))?;
+        let (format, format_code) =
+            self.capture(self.tool("ruff", "check the Python formatting with ruff").args(["format", "--check", "."]))?;
         eprint!("{format}");
         self.github.end_group();
         let mut diagnostics = diagnostics::ruff_check(&check);
         diagnostics.extend(diagnostics::ruff_format(&format));
         let ok = check_code == Some(0) && format_code == Some(0);
         if !ok && diagnostics.is_empty() {
-            diagnostics.push(Diagnostic::new("ruff", format!("ruff failed without a located problem: {}", last_line(&format!("{check}{format}")))));
+            diagnostics.push(Diagnostic::new(
+                "ruff",
+                format!("ruff failed without a located problem: {}", last_line(&format!("{check}{format}"))),
+            ));
         }
         let note = if ok { String::new() } else { format!("{} problem(s)", diagnostics.len()) };
         self.record(JobResult { name: "lint".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
@@ -391,7 +408,8 @@ impl<'a> Gate<'a> {
     fn typecheck(&mut self) -> Result<()> {
         self.ensure_tools()?;
         let repo = discover(self.project)?;
-        let packages: Vec<_> = repo.packages.iter().filter(|p| p.project.is_some() && self.root().join(&p.dir).join("src").is_dir()).cloned().collect();
+        let packages: Vec<_> =
+            repo.packages.iter().filter(|p| p.project.is_some() && self.root().join(&p.dir).join("src").is_dir()).cloned().collect();
         if packages.is_empty() {
             bail!("no workspace package with a src/ folder under {}; check [tool.uv.workspace] members in pyproject.toml", self.root());
         }
@@ -399,9 +417,12 @@ impl<'a> Gate<'a> {
             let started = Instant::now();
             let src = format!("{}/src", p.dir);
             self.github.group(&format!("ci typecheck {}: mypy {src}", p.name));
-            let (out, code) = self.capture(
-                self.tool("mypy", &format!("type-check {}", p.name)).args(["--no-pretty", "--show-column-numbers", "--no-color-output", src.as_str()]),
-            )?;
+            let (out, code) = self.capture(self.tool("mypy", &format!("type-check {}", p.name)).args([
+                "--no-pretty",
+                "--show-column-numbers",
+                "--no-color-output",
+                src.as_str(),
+            ]))?;
             eprint!("{out}");
             self.github.end_group();
             let mut diagnostics = diagnostics::mypy(&out);
@@ -410,7 +431,13 @@ impl<'a> Gate<'a> {
                 diagnostics.push(Diagnostic::new("mypy", format!("mypy failed on {src}: {}", last_line(&out))));
             }
             let note = if ok { String::new() } else { format!("{} error(s)", diagnostics.len()) };
-            self.record(JobResult { name: format!("typecheck {}", p.name), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
+            self.record(JobResult {
+                name: format!("typecheck {}", p.name),
+                ok,
+                seconds: started.elapsed().as_secs_f64(),
+                note,
+                diagnostics,
+            });
         }
         Ok(())
     }
@@ -478,7 +505,13 @@ impl<'a> Gate<'a> {
             None => {}
         }
         if !ok && diagnostics.is_empty() {
-            diagnostics.push(Diagnostic::new("pytest", format!("pytest failed on {dir} (exit code {})", code.map_or("?".into(), |c| c.to_string()))).at(dir.clone(), None, None));
+            diagnostics.push(
+                Diagnostic::new("pytest", format!("pytest failed on {dir} (exit code {})", code.map_or("?".into(), |c| c.to_string()))).at(
+                    dir.clone(),
+                    None,
+                    None,
+                ),
+            );
         }
         if !ok && note.is_empty() {
             note = format!("{} problem(s)", diagnostics.len());
@@ -489,7 +522,11 @@ impl<'a> Gate<'a> {
     }
 
     /// The exit code of a pytest run and the failures its JUnit report lists.
-    fn pytest_outcome(&self, result: Result<xtask_engine::process::Finished, ProcessError>, junit: &Utf8Path) -> Result<(Option<i32>, Vec<Diagnostic>)> {
+    fn pytest_outcome(
+        &self,
+        result: Result<xtask_engine::process::Finished, ProcessError>,
+        junit: &Utf8Path,
+    ) -> Result<(Option<i32>, Vec<Diagnostic>)> {
         let code = match result {
             Ok(_) => Some(0),
             Err(ProcessError::Failed { status, .. }) => status.strip_prefix("status ").and_then(|c| c.parse().ok()).or(Some(-1)),
@@ -590,7 +627,12 @@ impl<'a> Gate<'a> {
         let bin = self.workflow_tools()?;
         let started = Instant::now();
         self.github.group("ci workflows: actionlint");
-        let (out, code) = self.capture(Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint").args(["-oneline", "-no-color"]).args(paths.iter().cloned()).dir(self.root()))?;
+        let (out, code) = self.capture(
+            Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint")
+                .args(["-oneline", "-no-color"])
+                .args(paths.iter().cloned())
+                .dir(self.root()),
+        )?;
         eprint!("{out}");
         self.github.end_group();
         let mut diagnostics = diagnostics::actionlint(&out);
@@ -598,11 +640,22 @@ impl<'a> Gate<'a> {
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("actionlint", format!("actionlint failed: {}", last_line(&out))));
         }
-        self.record(JobResult { name: "workflows actionlint".into(), ok, seconds: started.elapsed().as_secs_f64(), note: format!("{} files", paths.len()), diagnostics });
+        self.record(JobResult {
+            name: "workflows actionlint".into(),
+            ok,
+            seconds: started.elapsed().as_secs_f64(),
+            note: format!("{} files", paths.len()),
+            diagnostics,
+        });
 
         let started = Instant::now();
         self.github.group("ci workflows: zizmor --offline");
-        let (out, code) = self.capture(Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor").args(["--offline", "--quiet", "--format", "plain", WORKFLOWS_DIR]).env("NO_COLOR", "1").dir(self.root()))?;
+        let (out, code) = self.capture(
+            Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor")
+                .args(["--offline", "--quiet", "--format", "plain", WORKFLOWS_DIR])
+                .env("NO_COLOR", "1")
+                .dir(self.root()),
+        )?;
         eprint!("{out}");
         self.github.end_group();
         let mut diagnostics = diagnostics::zizmor(&out);
@@ -610,7 +663,13 @@ impl<'a> Gate<'a> {
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("zizmor", format!("zizmor failed: {}", last_line(&out))));
         }
-        self.record(JobResult { name: "workflows zizmor".into(), ok, seconds: started.elapsed().as_secs_f64(), note: last_line(&out), diagnostics });
+        self.record(JobResult {
+            name: "workflows zizmor".into(),
+            ok,
+            seconds: started.elapsed().as_secs_f64(),
+            note: last_line(&out),
+            diagnostics,
+        });
 
         let started = Instant::now();
         self.github.group("ci workflows: check-jsonschema --builtin-schema vendor.github-workflows");
@@ -627,7 +686,13 @@ impl<'a> Gate<'a> {
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("check-jsonschema", format!("check-jsonschema failed: {}", last_line(&out))));
         }
-        self.record(JobResult { name: "workflows schema".into(), ok, seconds: started.elapsed().as_secs_f64(), note: format!("{} files", paths.len()), diagnostics });
+        self.record(JobResult {
+            name: "workflows schema".into(),
+            ok,
+            seconds: started.elapsed().as_secs_f64(),
+            note: format!("{} files", paths.len()),
+            diagnostics,
+        });
         Ok(())
     }
 
@@ -642,13 +707,17 @@ impl<'a> Gate<'a> {
         self.github.group("ci infra: ruff check, ruff format --check (infra/pyproject.toml settings)");
         // Run in infra/ so that ruff reads infra's configuration; ruff itself comes from the
         // root workspace's dev group.
-        let ruff = |purpose: &str| Cmd::new(&self.uv, purpose.to_owned()).args(["run", "--frozen", "--project", self.root().as_str(), "ruff"]).dir(infra.clone());
-        let (check, check_code) = self.capture(ruff("check the Pulumi programs with ruff").args(["check", "--output-format=concise", "."]))?;
+        let ruff = |purpose: &str| {
+            Cmd::new(&self.uv, purpose.to_owned()).args(["run", "--frozen", "--project", self.root().as_str(), "ruff"]).dir(infra.clone())
+        };
+        let (check, check_code) =
+            self.capture(ruff("check the Pulumi programs with ruff").args(["check", "--output-format=concise", "."]))?;
         eprint!("{check}");
         let (format, format_code) = self.capture(ruff("check the Pulumi programs' formatting").args(["format", "--check", "."]))?;
         eprint!("{format}");
         self.github.end_group();
-        let mut diagnostics: Vec<Diagnostic> = diagnostics::ruff_check(&check).into_iter().chain(diagnostics::ruff_format(&format)).map(|d| under_dir(d, "infra")).collect();
+        let mut diagnostics: Vec<Diagnostic> =
+            diagnostics::ruff_check(&check).into_iter().chain(diagnostics::ruff_format(&format)).map(|d| under_dir(d, "infra")).collect();
         let ok = check_code == Some(0) && format_code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("ruff", format!("ruff failed on infra/: {}", last_line(&format!("{check}{format}")))));
@@ -693,7 +762,17 @@ impl<'a> Gate<'a> {
         let _ = fs::remove_file(&report);
         self.github.group("ci security: pip-audit over uv.lock");
         Cmd::new(&self.uv, "export the locked dependencies for pip-audit")
-            .args(["export", "--frozen", "--all-packages", "--format", "requirements-txt", "--no-emit-workspace", "--quiet", "-o", requirements.as_str()])
+            .args([
+                "export",
+                "--frozen",
+                "--all-packages",
+                "--format",
+                "requirements-txt",
+                "--no-emit-workspace",
+                "--quiet",
+                "-o",
+                requirements.as_str(),
+            ])
             .dir(self.root())
             .run()
             .map_err(|e| anyhow::anyhow!("{e}; check that uv.lock is up to date (`uv lock`)"))?;
@@ -711,10 +790,11 @@ impl<'a> Gate<'a> {
         eprint!("{out}");
         self.github.end_group();
         let lock = fs::read_to_string(self.root().join("uv.lock")).unwrap_or_default();
-        let (mut diagnostics, audited, skipped) = match fs::read_to_string(&report).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
-            Some(json) => audit_findings(&json, &lock),
-            None => (vec![Diagnostic::new("pip-audit", format!("pip-audit wrote no report: {}", last_line(&out)))], 0, Vec::new()),
-        };
+        let (mut diagnostics, audited, skipped) =
+            match fs::read_to_string(&report).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+                Some(json) => audit_findings(&json, &lock),
+                None => (vec![Diagnostic::new("pip-audit", format!("pip-audit wrote no report: {}", last_line(&out)))], 0, Vec::new()),
+            };
         if !skipped.is_empty() {
             diagnostics.push(Diagnostic::new(
                 "pip-audit",
@@ -764,7 +844,9 @@ impl<'a> Gate<'a> {
         let rows: Vec<Vec<String>> = self
             .results
             .iter()
-            .map(|r| vec![r.name.clone(), if r.ok { "passed".into() } else { "failed".into() }, format!("{:.1}s", r.seconds), r.note.clone()])
+            .map(|r| {
+                vec![r.name.clone(), if r.ok { "passed".into() } else { "failed".into() }, format!("{:.1}s", r.seconds), r.note.clone()]
+            })
             .collect();
         let mut summary = format!("### cargo xtask ci\n\n{}", markdown_table(&["job", "result", "time", "notes"], &rows));
         for r in &failed {
@@ -809,10 +891,18 @@ fn audit_findings(json: &serde_json::Value, lock: &str) -> (Vec<Diagnostic>, usi
         let version = dep.get("version").and_then(|v| v.as_str()).unwrap_or("?");
         for vuln in dep.get("vulns").and_then(|v| v.as_array()).into_iter().flatten() {
             let id = vuln.get("id").and_then(|i| i.as_str()).unwrap_or("?");
-            let fixes: Vec<&str> = vuln.get("fix_versions").and_then(|f| f.as_array()).into_iter().flatten().filter_map(|f| f.as_str()).collect();
-            let fix = if fixes.is_empty() { "no fixed release yet".to_owned() } else { format!("fixed in {}; run `uv lock --upgrade-package {name}`", fixes.join(", ")) };
+            let fixes: Vec<&str> =
+                vuln.get("fix_versions").and_then(|f| f.as_array()).into_iter().flatten().filter_map(|f| f.as_str()).collect();
+            let fix = if fixes.is_empty() {
+                "no fixed release yet".to_owned()
+            } else {
+                format!("fixed in {}; run `uv lock --upgrade-package {name}`", fixes.join(", "))
+            };
             let line = lock.lines().position(|l| l.trim() == format!("name = \"{name}\"")).map(|i| i as u32 + 1);
-            diagnostics.push(Diagnostic::new(format!("pip-audit {id}"), format!("{name} {version} is vulnerable ({id}); {fix}")).at("uv.lock", line, None));
+            diagnostics.push(
+                Diagnostic::new(format!("pip-audit {id}"), format!("{name} {version} is vulnerable ({id}); {fix}"))
+                    .at("uv.lock", line, None),
+            );
         }
     }
     (diagnostics, audited, skipped)
@@ -855,7 +945,10 @@ fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
                         path.push(word.as_str());
                     }
                     None if path.is_empty() => {
-                        out.push(Diagnostic::new("workflow policy", format!("`cargo xtask {word}` is not a command; see `cargo xtask --help`")).at(rel.clone(), Some(index as u32 + 1), None));
+                        out.push(
+                            Diagnostic::new("workflow policy", format!("`cargo xtask {word}` is not a command; see `cargo xtask --help`"))
+                                .at(rel.clone(), Some(index as u32 + 1), None),
+                        );
                         break;
                     }
                     None => break,
@@ -864,13 +957,21 @@ fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
             if path.is_empty() {
                 continue;
             }
-            let known: BTreeSet<String> = command.get_arguments().chain(cli.get_arguments()).filter_map(|a| a.get_long().map(str::to_owned)).chain(["help".to_owned()]).collect();
+            let known: BTreeSet<String> = command
+                .get_arguments()
+                .chain(cli.get_arguments())
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .chain(["help".to_owned()])
+                .collect();
             for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
                 let flag = flag.split('=').next().unwrap_or(flag);
                 if !known.contains(flag) {
                     out.push(
-                        Diagnostic::new("workflow policy", format!("`cargo xtask {}` has no --{flag}; see `cargo xtask {} --help`", path.join(" "), path.join(" ")))
-                            .at(rel.clone(), Some(index as u32 + 1), None),
+                        Diagnostic::new(
+                            "workflow policy",
+                            format!("`cargo xtask {}` has no --{flag}; see `cargo xtask {} --help`", path.join(" "), path.join(" ")),
+                        )
+                        .at(rel.clone(), Some(index as u32 + 1), None),
                     );
                 }
             }

@@ -55,7 +55,13 @@ impl DevcontainerBuildArgs {
                 if std::env::var("GITHUB_TOKEN").is_ok_and(|t| !t.is_empty()) || self.dry_run {
                     let user = std::env::var("GITHUB_ACTOR").unwrap_or_else(|_| "token".into());
                     steps.push(Step {
-                        cmd: Cmd::new("docker", format!("log in to {registry}")).args(["login", registry.as_str(), "--username", user.as_str(), "--password-stdin"]),
+                        cmd: Cmd::new("docker", format!("log in to {registry}")).args([
+                            "login",
+                            registry.as_str(),
+                            "--username",
+                            user.as_str(),
+                            "--password-stdin",
+                        ]),
                         stdin_from_env: Some("GITHUB_TOKEN"),
                     });
                 } else {
@@ -63,7 +69,10 @@ impl DevcontainerBuildArgs {
                 }
             }
             for tag in ["latest", commit.as_str()] {
-                steps.push(Step { cmd: Cmd::new("docker", format!("push {image}:{tag}")).args(["push", &format!("{image}:{tag}")]), stdin_from_env: None });
+                steps.push(Step {
+                    cmd: Cmd::new("docker", format!("push {image}:{tag}")).args(["push", &format!("{image}:{tag}")]),
+                    stdin_from_env: None,
+                });
             }
         }
         if self.dry_run {

@@ -46,13 +46,17 @@ impl DocsFreshnessArgs {
         let all_docs = texts.join("\n");
         for command in &commands {
             if !mentions(&all_docs, command) {
-                problems.push(Diagnostic::new("docs", format!("`cargo xtask {command}` is not documented; describe it in README.md or docs/")));
+                problems
+                    .push(Diagnostic::new("docs", format!("`cargo xtask {command}` is not documented; describe it in README.md or docs/")));
             }
         }
 
         let rows = vec![
             vec!["Markdown files".into(), markdown.len().to_string()],
-            vec!["commands documented".into(), format!("{}/{}", commands.iter().filter(|c| mentions(&all_docs, c)).count(), commands.len())],
+            vec![
+                "commands documented".into(),
+                format!("{}/{}", commands.iter().filter(|c| mentions(&all_docs, c)).count(), commands.len()),
+            ],
             vec!["problems".into(), problems.len().to_string()],
         ];
         github.summary(&format!("### Documentation freshness\n\n{}", markdown_table(&["check", "result"], &rows)))?;
@@ -123,12 +127,24 @@ fn stale_mentions(rel: &str, text: &str, commands: &BTreeSet<String>, aliases: &
             // `infra-*` stands for a family of commands: at least one must exist.
             if let Some(prefix) = word.strip_suffix('*') {
                 if !commands.iter().chain(aliases).any(|c| c.starts_with(prefix)) {
-                    out.push(Diagnostic::new("docs", format!("no command matches `cargo xtask {word}`; update the text or see `cargo xtask --help`")).at(rel, Some(index as u32 + 1), None));
+                    out.push(
+                        Diagnostic::new(
+                            "docs",
+                            format!("no command matches `cargo xtask {word}`; update the text or see `cargo xtask --help`"),
+                        )
+                        .at(rel, Some(index as u32 + 1), None),
+                    );
                 }
                 continue;
             }
             if !commands.contains(word) && !aliases.contains(word) {
-                out.push(Diagnostic::new("docs", format!("`cargo xtask {word}` is not a command (any more); update the text or see `cargo xtask --help`")).at(rel, Some(index as u32 + 1), None));
+                out.push(
+                    Diagnostic::new(
+                        "docs",
+                        format!("`cargo xtask {word}` is not a command (any more); update the text or see `cargo xtask --help`"),
+                    )
+                    .at(rel, Some(index as u32 + 1), None),
+                );
             }
         }
     }
@@ -160,7 +176,11 @@ fn broken_links(root: &Utf8Path, path: &Utf8Path, rel: &str, text: &str) -> Vec<
             let file = target.split('#').next().unwrap_or(target);
             let resolved = if let Some(abs) = file.strip_prefix('/') { root.join(abs) } else { base.join(file) };
             if !resolved.exists() {
-                out.push(Diagnostic::new("docs", format!("link to `{target}` does not resolve (no {resolved})")).at(rel, Some(index as u32 + 1), None));
+                out.push(Diagnostic::new("docs", format!("link to `{target}` does not resolve (no {resolved})")).at(
+                    rel,
+                    Some(index as u32 + 1),
+                    None,
+                ));
             }
         }
     }
@@ -181,9 +201,17 @@ mod tests {
     #[test]
     fn stale_mentions_skip_placeholders() {
         let commands: BTreeSet<String> = ["ci".to_owned()].into();
-        let d = stale_mentions("README.md", "`cargo xtask ci` and `cargo xtask <command>`, `cargo xtask c*`, cargo xtask ci.\nthen cargo xtask gone --x and cargo xtask z*\n", &commands, &BTreeSet::new());
+        let d = stale_mentions(
+            "README.md",
+            "`cargo xtask ci` and `cargo xtask <command>`, `cargo xtask c*`, cargo xtask ci.\nthen cargo xtask gone --x and cargo xtask z*\n",
+            &commands,
+            &BTreeSet::new(),
+        );
         assert_eq!(d.len(), 2, "{d:?}");
-        assert_eq!(d[0].display(), "README.md:2: docs: `cargo xtask gone` is not a command (any more); update the text or see `cargo xtask --help`");
+        assert_eq!(
+            d[0].display(),
+            "README.md:2: docs: `cargo xtask gone` is not a command (any more); update the text or see `cargo xtask --help`"
+        );
     }
 
     #[test]
