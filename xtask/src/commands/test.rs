@@ -31,6 +31,8 @@ pub const PYTHON_SUITES: &[(&str, &str)] = &[
     ("strategy-service", "services/strategy-service"),
     ("lambdas", "lambdas"),
     ("integration", "tests/integration"),
+    ("contract", "tests/contract"),
+    ("perf", "tests/perf"),
 ];
 
 impl TestArgs {
