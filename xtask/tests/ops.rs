@@ -391,3 +391,16 @@ fn bad_input_and_missing_configuration_are_one_line_errors_with_the_fix() {
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(e, format!("error: cannot reach the ECR API at {endpoint} (Connection refused (os error 111)); check the network and proxy, or AWS_ENDPOINT_URL if it is set"));
 }
+
+#[test]
+fn credentials_aws_rejects_are_one_line_with_the_fix() {
+    // moto checking every request against its IAM: the dummy keys are unknown to it, as
+    // expired or revoked keys are to AWS.
+    let m = Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]);
+    let root = fixture();
+    let out = xtask(root.path(), Some(&m), &["ecs-status"]);
+    let e = error_line(&out);
+    assert!(e.starts_with("error: AWS rejected the credentials for ECS ListServices ("), "{e}");
+    assert!(e.ends_with("refresh them (`aws sso login`, or new access keys) and retry"), "{e}");
+    assert!(!stderr(&out).contains("testing"), "no key material in the output");
+}

@@ -146,18 +146,33 @@ where
         }
         _ => {}
     }
-    let code = code_of(&err).unwrap_or("").to_owned();
-    let message = one_line(&message_of(&err));
-    let status = match &err {
-        SdkError::ServiceError(e) => Some(e.raw().status().as_u16()),
-        SdkError::ResponseError(e) => Some(e.raw().status().as_u16()),
+    let mut code = code_of(&err).unwrap_or("").to_owned();
+    let mut message = one_line(&message_of(&err));
+    let raw = match &err {
+        SdkError::ServiceError(e) => Some(e.raw()),
+        SdkError::ResponseError(e) => Some(e.raw()),
         _ => None,
     };
+    let status = raw.map(|r| r.status().as_u16());
+    // An error body the SDK could not read for this protocol (a JSON service answered
+    // in XML, as some proxies and moto's authentication layer do) still names the code.
+    if code.is_empty()
+        && let Some((c, m)) = raw.and_then(|r| r.body().bytes()).and_then(|b| code_from_body(&String::from_utf8_lossy(b)))
+    {
+        code = c;
+        if message.is_empty() {
+            message = one_line(&m);
+        }
+    }
     if CREDENTIAL_CODES.contains(&code.as_str()) {
         return AwsError::BadCredentials { service: site.service, operation: site.operation, code, message };
     }
     if DENIED_CODES.contains(&code.as_str()) || status == Some(403) {
-        let message = if message.is_empty() { code } else { message };
+        let message = match (message.is_empty(), code.is_empty()) {
+            (false, _) => message,
+            (true, false) => code,
+            (true, true) => "HTTP 403".to_owned(),
+        };
         return AwsError::AccessDenied { service: site.service, operation: site.operation, message };
     }
     if THROTTLE_CODES.contains(&code.as_str()) || status == Some(429) {
@@ -181,6 +196,25 @@ where
         message
     };
     AwsError::Api { service: site.service, operation: site.operation, code, message }
+}
+
+/// The error code and message of an XML (`<Code>`, `<Message>`) or JSON (`__type`,
+/// `message`) error body.
+fn code_from_body(body: &str) -> Option<(String, String)> {
+    let between = |open: &str, close: &str| -> Option<String> {
+        let start = body.find(open)? + open.len();
+        let end = body[start..].find(close)? + start;
+        Some(body[start..end].trim().to_owned())
+    };
+    if let Some(code) = between("<Code>", "</Code>") {
+        return Some((code, between("<Message>", "</Message>").unwrap_or_default()));
+    }
+    let json: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+    let field = |k: &str| json.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let code = field("__type").or_else(|| field("code"))?;
+    // `__type` may carry a namespace: `com.amazon.coral.service#UnrecognizedClientException`.
+    let code = code.rsplit('#').next().unwrap_or(&code).to_owned();
+    Some((code, field("message").or_else(|| field("Message")).unwrap_or_default()))
 }
 
 /// The whole source chain of an error, joined with ": ".
@@ -235,6 +269,15 @@ mod tests {
         ] {
             assert!(!e.to_string().contains('\n'));
         }
+    }
+
+    #[test]
+    fn error_codes_are_read_from_xml_and_json_bodies() {
+        let xml = "<?xml version=\"1.0\"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(code_from_body(xml), Some(("InvalidClientTokenId".into(), "The security token included in the request is invalid.".into())));
+        let json = r#"{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token \"x\" is invalid.","n":3}"#;
+        assert_eq!(code_from_body(json), Some(("UnrecognizedClientException".into(), "The security token \"x\" is invalid.".into())));
+        assert_eq!(code_from_body("<html>proxy</html>"), None);
     }
 
     #[test]

@@ -63,6 +63,13 @@ impl Moto {
     /// says (1 here), so a service of desired count 1 has a completed rollout and one of
     /// 2 never finishes.
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// Starts moto with extra environment for the server (moto's own settings, such as
+    /// `INITIAL_NO_AUTH_ACTION_COUNT=0`, which makes it check every request's
+    /// credentials against its IAM).
+    pub fn start_with(server_env: &[(&str, &str)]) -> Moto {
         let py = python();
         for _attempt in 0..3 {
             let port = free_port();
@@ -74,6 +81,7 @@ impl Moto {
                 .env("MOTO_ECS_SERVICE_RUNNING", "1")
                 .env("MOTO_ENABLE_RECORDING", "True")
                 .env("MOTO_RECORDER_FILEPATH", recording.path())
+                .envs(server_env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(log.reopen().unwrap())
                 .spawn()
