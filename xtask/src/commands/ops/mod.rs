@@ -1,6 +1,6 @@
 //! Operations on the running system (the seeds' "Service Operations" and emergency
 //! procedures): ECS status and redeploys, the consolidated EC2 group, CodeArtifact login
-//! and library publishing, and the Lambda image check. Everything AWS goes through
+//! and library publishing, the Lambda image check and rollback. Everything AWS goes through
 //! `xtask_aws`; this module adds the TradAI names, confirmation for prod, progress and
 //! the fixes that errors suggest.
 
