@@ -72,8 +72,18 @@ def test_stack_modules_import_in_process_under_their_own_name(stack: str) -> Non
 #: foundation table also lists the persistent and compute modules; the stack table wins).
 GUIDE_MODULES = {
     "persistent": ("s3", "dynamodb", "ecr", "cognito", "codeartifact", "cloudtrail"),
-    "foundation": ("vpc", "vpc_endpoints", "vpc_flow_logs", "nacl", "sns", "security_groups", "nat_instance",
-                   "rds", "secret_rotation", "sqs"),
+    "foundation": (
+        "vpc",
+        "vpc_endpoints",
+        "vpc_flow_logs",
+        "nacl",
+        "sns",
+        "security_groups",
+        "nat_instance",
+        "rds",
+        "secret_rotation",
+        "sqs",
+    ),
     "compute": ("iam", "alb", "ecs", "ecs_services", "ec2_consolidated", "lambda_funcs", "step_functions"),
     "edge": ("api_gateway", "waf", "cloudwatch_alarms", "cloudwatch_dashboard"),
 }
