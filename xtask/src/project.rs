@@ -192,6 +192,32 @@ impl Project {
         Ok(names)
     }
 
+    /// The workspace members a package is built from: itself and, transitively, every
+    /// member its `[project] dependencies` name. A service's wheelhouse hashes only these,
+    /// so a change to a library it does not use never rebuilds its image.
+    fn member_closure(&self, package_dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+        let mut by_name: BTreeMap<String, Utf8PathBuf> = BTreeMap::new();
+        for dir in self.workspace_members() {
+            if let Some(name) = read_project_name(&dir)? {
+                by_name.insert(normalize(&name), dir);
+            }
+        }
+        let mut seen = vec![package_dir.to_owned()];
+        let mut queue = vec![package_dir.to_owned()];
+        while let Some(dir) = queue.pop() {
+            for dep in read_dependencies(&dir)? {
+                if let Some(member) = by_name.get(&dep)
+                    && !seen.contains(member)
+                {
+                    seen.push(member.clone());
+                    queue.push(member.clone());
+                }
+            }
+        }
+        seen.sort();
+        Ok(seen)
+    }
+
     /// The Python workspace members (folders with a pyproject.toml under libs/ and services/).
     fn workspace_members(&self) -> Vec<Utf8PathBuf> {
         let mut out = Vec::new();
@@ -278,12 +304,11 @@ impl Project {
             ));
         }
 
-        let members = self.workspace_members();
         for name in self.services()? {
             let dir = self.root.join("services").join(&name);
             let wheels_id = format!("wheels:{name}");
             let source = match read_project_name(&dir)? {
-                Some(package) => WheelhouseSource::Workspace { package, members: members.clone() },
+                Some(package) => WheelhouseSource::Workspace { package, members: self.member_closure(&dir)? },
                 None if dir.join("requirements.txt").is_file() => WheelhouseSource::Requirements(dir.join("requirements.txt")),
                 None => bail!("service {name} has neither a pyproject.toml nor a requirements.txt; add one so its wheels can be gathered"),
             };
@@ -331,10 +356,55 @@ fn image_target(
     Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
 }
 
+/// A distribution name in PEP 503 normal form.
+fn normalize(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// The distribution names in `[project] dependencies` of a folder's pyproject.toml.
+fn read_dependencies(dir: &Utf8Path) -> Result<Vec<String>> {
+    let path = dir.join("pyproject.toml");
+    let Ok(text) = fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
+    let deps = value.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array()).cloned().unwrap_or_default();
+    Ok(deps
+        .iter()
+        .filter_map(|d| d.as_str())
+        .map(|d| normalize(d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next().unwrap_or("")))
+        .filter(|d| !d.is_empty())
+        .collect())
+}
+
 /// `[project] name` of a folder's pyproject.toml, if it has one.
 fn read_project_name(dir: &Utf8Path) -> Result<Option<String>> {
     let path = dir.join("pyproject.toml");
     let Ok(text) = fs::read_to_string(&path) else { return Ok(None) };
     let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
     Ok(value.get("project").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Utf8Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn a_service_is_built_from_exactly_the_workspace_members_it_depends_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        write(root, "xtask.toml", "");
+        write(root, "libs/a/pyproject.toml", "[project]\nname = \"Trad_A\"\ndependencies = [\"boto3>=1\"]\n");
+        write(root, "libs/b/pyproject.toml", "[project]\nname = \"trad-b\"\ndependencies = [\"trad-a\", \"fastapi[all]>=0.1\"]\n");
+        write(root, "libs/c/pyproject.toml", "[project]\nname = \"trad-c\"\n");
+        write(root, "services/s/pyproject.toml", "[project]\nname = \"svc\"\ndependencies = [\"trad_b ; python_version >= '3.11'\"]\n");
+        let project = Project::locate(Some(root)).unwrap();
+        let closure = project.member_closure(&project.root.join("services/s")).unwrap();
+        let rel: Vec<String> = closure.iter().map(|p| p.strip_prefix(&project.root).unwrap().to_string()).collect();
+        assert_eq!(rel, ["libs/a", "libs/b", "services/s"]);
+    }
 }
