@@ -254,6 +254,7 @@ impl Project {
                 Some(image_id) => ArgValue::External { reference: upstream.to_owned(), image_id },
                 None => {
                     debian_needed = true;
+                    tracing::info!("{upstream} is not in the local Docker engine; building on the Debian-built {PYTHON_BASE_ID} instead");
                     ArgValue::Target(PYTHON_BASE_ID.into())
                 }
             })

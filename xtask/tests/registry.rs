@@ -101,3 +101,45 @@ fn an_unreachable_registry_is_a_clear_error() {
     let out = f.xtask(&["lambda-bootstrap", "--registry", "https://nope/x"]);
     assert!(stderr(&out).contains("use `local`, `ecr` or a host[:port]"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_registry_that_dies_mid_push_leaves_nothing_falsely_recorded_and_the_next_run_finishes() {
+    let mut reg = TestRegistry::start();
+    let f = Fixture::new(&["alpha", "beta", "gamma", "delta", "epsilon"]);
+    f.build_json(&["lambda-build-all"]);
+
+    // Publish one image at a time and cut the registry as soon as the first one lands.
+    let child = f.command(&["lambda-bootstrap", "--registry", &reg.host, "-j", "1"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reg.catalog().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "nothing was pushed within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    reg.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    eprintln!("run with the registry cut: success={}", out.status.success());
+    if !out.status.success() {
+        assert!(err.contains(&format!("registry {}", reg.host)), "the failure names the registry: {err}");
+        assert!(err.contains("not published"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+
+    // Every push the state records is really in the registry.
+    reg.restart();
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(f.path().join("target/xtask/state.json")).unwrap()).unwrap();
+    for (id, rec) in state["targets"].as_object().unwrap() {
+        if let Some(digest) = rec["output"]["pushed"][&reg.host].as_str() {
+            let tag = format!("inputs-{}", &rec["input_hash"].as_str().unwrap()[..32]);
+            assert_eq!(reg.digest(id, &tag).as_deref(), Some(digest), "{id} is recorded as pushed");
+        }
+    }
+
+    // The next run publishes the rest and builds nothing.
+    let again = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--json"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(with_status(&parse_targets(&again.stdout), "built").is_empty());
+    for name in ["base", "alpha", "beta", "gamma", "delta", "epsilon"] {
+        assert!(reg.digest(&format!("tradai/lambda-{name}"), "latest").is_some(), "{name} published");
+    }
+}

@@ -156,9 +156,11 @@ impl BenchArgs {
             line("up to date: lambda-bootstrap", ours, theirs, "seed recipe (warm cache)");
         }
         if wants(Bench::OneChange) {
-            bed.edit("lambdas/health-check/handler.py", "one-change xtask")?;
+            // Markers are unique per run, so Docker's layer cache never has the result.
+            let stamp = xtask_engine::state::now_secs();
+            bed.edit("lambdas/health-check/handler.py", &format!("one-change xtask {stamp}"))?;
             let ours = bed.xtask(&["lambda-build-all"])?;
-            bed.edit("lambdas/health-check/handler.py", "one-change seed")?;
+            bed.edit("lambdas/health-check/handler.py", &format!("one-change seed {stamp}"))?;
             let theirs = bed.seed_recipe(&lambdas, &python_base)?;
             line("one handler changed", ours, theirs, "seed recipe (warm cache)");
         }

@@ -12,7 +12,7 @@ use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute};
 use xtask_image::DockerEngine;
 
-use crate::project::{LAMBDA_BASE_ID, Project, lambda_image};
+use crate::project::{LAMBDA_BASE_ID, PYTHON_BASE_ID, Project, lambda_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
@@ -134,6 +134,13 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
     let remote = cache.as_ref().map(|c| c as &dyn xtask_engine::RemoteCache);
     let plan = make_plan(&order, &selected, &state, &files, remote)?;
     files.save()?;
+
+    if plan.to_build().any(|i| i.id == PYTHON_BASE_ID) {
+        progress.line(&format!(
+            "the upstream Python base ({}) is not in the local Docker engine and cannot be pulled here: building the Debian-based stand-in {PYTHON_BASE_ID} from {} (debootstrap, a few minutes, once)",
+            project.config.python_base.lambda, project.config.python_base.recipe
+        ));
+    }
 
     if args.explain {
         for item in &plan.items {

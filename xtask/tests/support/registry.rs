@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 pub struct TestRegistry {
     child: Child,
     pub host: String,
+    config: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -28,17 +29,30 @@ impl TestRegistry {
             ),
         )
         .unwrap();
-        let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"].into_iter().find(|p| std::path::Path::new(p).exists()).expect(
-            "docker-registry is not installed: apt-get install docker-registry (.ci/run does this)",
-        );
-        let child = Command::new(bin).arg("serve").arg(&config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry starts");
+        let child = spawn(&config);
         let host = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&host).is_err() {
-            assert!(Instant::now() < deadline, "registry did not start on {host}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        TestRegistry { child, host, _dir: dir }
+        wait_until_up(&host);
+        TestRegistry { child, host, config, _dir: dir }
+    }
+
+    /// Kills the registry at once, as a crash or a network cut would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.config);
+        wait_until_up(&self.host);
+    }
+
+    /// The repositories the registry lists.
+    pub fn catalog(&self) -> Vec<String> {
+        let out = Command::new("curl").args(["-s", "--max-time", "2"]).arg(format!("http://{}/v2/_catalog", self.host)).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["repositories"].as_array().map(|a| a.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect()).unwrap_or_default()
     }
 
     /// The digest the registry holds for `repo:tag`, if any.
@@ -59,6 +73,22 @@ impl TestRegistry {
     pub fn delete(&self, repo: &str, digest: &str) {
         let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"]).arg(format!("http://{}/v2/{repo}/manifests/{digest}", self.host)).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "202", "delete {repo}@{digest}");
+    }
+}
+
+fn spawn(config: &std::path::Path) -> Child {
+    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("docker-registry is not installed: apt-get install docker-registry (.ci/run does this)");
+    Command::new(bin).arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry starts")
+}
+
+fn wait_until_up(host: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(host).is_err() {
+        assert!(Instant::now() < deadline, "registry did not start on {host}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -1,0 +1,47 @@
+//! The Debian-built Python base: when the upstream base image is not in the engine (it
+//! cannot be pulled here), the pipeline builds the stand-in itself, says so, and builds
+//! on it. This runs debootstrap for real (about two minutes), as root.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&uid.stdout).trim(), "0", "debootstrap needs root; run the tests as root (CI does)");
+    let f = Fixture::new(&["alpha"]);
+    f.write(
+        "xtask.toml",
+        "[build]\ntag-latest = false\n\n[python-base]\nlambda = \"xtask-test/not-loaded:1\"\nservice = \"xtask-test/not-loaded:1\"\nrecipe = \"docker/python-base\"\n",
+    );
+    let recipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/python-base");
+    std::fs::create_dir_all(f.path().join("docker")).unwrap();
+    let status = Command::new("cp").arg("-r").arg(&recipe).arg(f.path().join("docker/python-base")).status().unwrap();
+    assert!(status.success());
+
+    let out = f.xtask(&["lambda-build-all", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("building the Debian-based stand-in tradai/python-base"), "it says so: {err}");
+    let t = parse_targets(&out.stdout);
+    let ids: Vec<&str> = t.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert_eq!(ids, ["tradai-common", "tradai/python-base", "tradai/lambda-base", "tradai/lambda-alpha"]);
+    assert_eq!(with_status(&t, "built").len(), 4);
+
+    // The stand-in behaves like the upstream Lambda image: Python 3.11 with the runtime
+    // interface client and boto3, handlers under LAMBDA_TASK_ROOT.
+    let base = t[1].2["artifact"].as_str().unwrap();
+    let run = Command::new("docker")
+        .args(["run", "--rm", "--network=none", "--entrypoint", "/usr/bin/python3", base, "-c"])
+        .arg("import os, sys, awslambdaric, boto3; print(sys.version_info[:2], os.environ['LAMBDA_TASK_ROOT'])")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "(3, 11) /var/task");
+
+    let again = f.build_json(&["lambda-build-all"]);
+    assert_eq!(with_status(&again, "skipped").len(), 4, "{again:?}");
+}
