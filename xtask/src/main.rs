@@ -5,6 +5,7 @@
 
 mod cli;
 mod commands;
+mod confirm;
 mod ecr;
 mod project;
 mod publish;

@@ -7,7 +7,7 @@
 //! Progress goes to stderr; stdout carries only JSON (`infra-outputs`, `--json`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::ExitCode;
 
@@ -364,21 +364,7 @@ fn print_preview(id: StackId, preview: &PreviewDigest) {
 
 /// Asks for the environment name to be typed on a terminal, unless `flag` confirms.
 fn confirm(env: Env, action: &str, flag: bool, flag_name: &str) -> Result<()> {
-    if flag {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !(stdin.is_terminal() && std::io::stderr().is_terminal()) {
-        bail!("refusing to {action} without confirmation; pass {flag_name} (in CI), or run it on a terminal and type `{env}` when asked");
-    }
-    eprint!("About to {action}. Type `{env}` to continue: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    stdin.lock().read_line(&mut line).context("cannot read the confirmation")?;
-    if line.trim() != env.name() {
-        bail!("not confirmed (expected `{env}`); nothing was changed");
-    }
-    Ok(())
+    crate::confirm::typed(env.name(), action, flag, flag_name)
 }
 
 fn confirm_prod(env: Env, action: &str, prod: &ProdArgs) -> Result<()> {

@@ -15,7 +15,7 @@ mod wheel_metadata;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 use xtask_aws::Aws;
 use xtask_engine::Progress;
@@ -105,21 +105,10 @@ pub fn resource_name(name: &str, env: Env) -> String {
 /// Refuses to change prod unless `--yes-prod` is given or the user types `prod` on a
 /// terminal. Runs before any AWS call.
 pub fn confirm(args: &ChangeArgs, what: &str) -> Result<()> {
-    if args.env != Env::Prod || args.yes_prod {
+    if args.env != Env::Prod {
         return Ok(());
     }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
-        bail!("refusing to {what} in prod without confirmation; pass --yes-prod (or run it on a terminal and type `prod` when asked)");
-    }
-    eprint!("This will {what} in PROD. Type `prod` to continue: ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin.read_line(&mut answer).context("failed to read the confirmation")?;
-    if answer.trim() != "prod" {
-        bail!("not confirmed; nothing was changed in prod");
-    }
-    Ok(())
+    crate::confirm::typed("prod", &format!("{what} in prod"), args.yes_prod, "--yes-prod")
 }
 
 /// Connects to AWS for `env`. The standard chain decides (AWS_PROFILE, AWS_REGION,
