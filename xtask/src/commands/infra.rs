@@ -203,7 +203,7 @@ impl Infra {
         let name = args.registry_name();
         let lookup: Box<dyn ImageRegistry + '_> = if name == "ecr" {
             // ECR: the operations' Lambda image check (`lambda-check-images`), same calls.
-            let aws = ops::connect(&self.project, ops_env(id.env)).with_context(|| format!("cannot check the images {id} deploys in ECR"))?;
+            let aws = ops::connect(&self.project, id.env).with_context(|| format!("cannot check the images {id} deploys in ECR"))?;
             Box::new(EcrImages { project: &self.project, aws, tag: args.image_tag.clone() })
         } else {
             match publish::choose(&self.project, Some(&name)).with_context(|| format!("cannot check the images {id} deploys"))? {
@@ -325,14 +325,6 @@ impl ImageRegistry for EcrImages<'_> {
             found.insert(repo.clone(), digest);
         }
         Ok(repositories.iter().map(|r| (r.clone(), found.get(r).cloned().flatten())).collect())
-    }
-}
-
-fn ops_env(env: Env) -> ops::Env {
-    match env {
-        Env::Dev => ops::Env::Dev,
-        Env::Staging => ops::Env::Staging,
-        Env::Prod => ops::Env::Prod,
     }
 }
 

@@ -28,7 +28,7 @@ const UV_END: &str = "# <<< cargo xtask codeartifact-login <<<";
 #[derive(Debug, Args)]
 pub struct CodeartifactLoginArgs {
     /// The environment whose CodeArtifact domain to use (dev, staging or prod)
-    #[arg(value_enum, value_name = "ENV")]
+    #[arg(value_name = "ENV")]
     pub env: Env,
     /// The AWS account that owns the domain (default: the caller's)
     #[arg(long, value_name = "ACCOUNT")]

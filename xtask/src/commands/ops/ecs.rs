@@ -83,7 +83,7 @@ fn resolve_service(project: &Project, name: &str) -> Result<String> {
 /// Whether `service` is an API service that `env` runs on the consolidated EC2 host
 /// rather than on ECS.
 fn on_consolidated_host(project: &Project, service: &str, env: Env) -> Result<bool> {
-    Ok(env.consolidated() && project.services()?.iter().any(|s| s == service))
+    Ok(super::consolidated(env) && project.services()?.iter().any(|s| s == service))
 }
 
 impl EcsStatusArgs {
@@ -140,7 +140,7 @@ impl EcsStatusArgs {
         let absent: Vec<String> = known_services(project)?.iter().map(|s| ecs_service_name(s, env)).filter(|n| !names.contains(n)).collect();
         if !absent.is_empty() {
             out.push_str(&format!("not in the cluster: {}", absent.join(", ")));
-            if env.consolidated() {
+            if super::consolidated(env) {
                 out.push_str(&format!(" ({env} runs the API services on the consolidated EC2 host: `cargo xtask asg-status --env {env}`)"));
             }
             out.push('\n');

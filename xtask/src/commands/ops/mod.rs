@@ -16,7 +16,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use xtask_aws::Aws;
 use xtask_engine::Progress;
 
@@ -25,41 +25,20 @@ use crate::project::Project;
 /// The project name every resource name starts with (config.py `PROJECT_NAME`).
 pub const PROJECT: &str = "tradai";
 
-/// A deployment environment (a Pulumi stack name).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Env {
-    Dev,
-    Staging,
-    Prod,
-}
+/// A deployment environment: the same type the stack graph uses.
+pub use xtask_pulumi::graph::Env;
 
-impl Env {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Env::Dev => "dev",
-            Env::Staging => "staging",
-            Env::Prod => "prod",
-        }
-    }
-
-    /// Whether the API services run on the consolidated EC2 host instead of ECS
-    /// (infra/shared config.py `EnvironmentSettings.consolidated_ec2`).
-    pub fn consolidated(self) -> bool {
-        matches!(self, Env::Dev | Env::Staging)
-    }
-}
-
-impl std::fmt::Display for Env {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Whether the API services of `env` run on the consolidated EC2 host instead of ECS
+/// (infra/shared config.py `EnvironmentSettings.consolidated_ec2`).
+pub fn consolidated(env: Env) -> bool {
+    matches!(env, Env::Dev | Env::Staging)
 }
 
 /// `--env` for commands that only read.
 #[derive(Debug, Clone, Args)]
 pub struct EnvArg {
     /// The environment (dev, staging or prod)
-    #[arg(long, value_enum, default_value_t = Env::Dev)]
+    #[arg(long, default_value_t = Env::Dev)]
     pub env: Env,
 }
 
@@ -67,7 +46,7 @@ pub struct EnvArg {
 #[derive(Debug, Clone, Args)]
 pub struct ChangeArgs {
     /// The environment (dev, staging or prod)
-    #[arg(long, value_enum, default_value_t = Env::Dev)]
+    #[arg(long, default_value_t = Env::Dev)]
     pub env: Env,
     /// Change prod without asking (otherwise prod needs its name typed on a terminal)
     #[arg(long)]
@@ -116,7 +95,7 @@ pub fn confirm(args: &ChangeArgs, what: &str) -> Result<()> {
 /// from infra/.env fill in what the process environment lacks, as the seeds' recipes
 /// read them from there (the same settings the ECR registry uses).
 pub fn connect(project: &Project, env: Env) -> Result<Aws> {
-    let settings = crate::ecr::aws_settings(project, Some(env.as_str()))?;
+    let settings = crate::ecr::aws_settings(project, Some(env.name()))?;
     Ok(Aws::connect(&settings)?)
 }
 
@@ -222,7 +201,7 @@ mod tests {
     fn names_follow_the_seeds() {
         assert_eq!(resource_name("consolidated", Env::Dev), "tradai-consolidated-dev");
         assert_eq!(resource_name("backend-api", Env::Prod), "tradai-backend-api-prod");
-        assert!(Env::Dev.consolidated() && Env::Staging.consolidated() && !Env::Prod.consolidated());
+        assert!(consolidated(Env::Dev) && consolidated(Env::Staging) && !consolidated(Env::Prod));
     }
 
     #[test]

@@ -36,7 +36,7 @@ const PUBLISH_TOKEN_DURATION: Duration = Duration::from_secs(900);
 #[derive(Debug, Args)]
 pub struct PublishAllLibsArgs {
     /// The environment whose package index to publish to (dev, staging or prod)
-    #[arg(value_enum, value_name = "ENV")]
+    #[arg(value_name = "ENV")]
     pub env: Env,
     /// Change prod without asking (otherwise prod needs its name typed on a terminal)
     #[arg(long)]

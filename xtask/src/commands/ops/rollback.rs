@@ -239,7 +239,7 @@ fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, ta
     for (name, service) in names {
         if described.found.iter().any(|s| s.name == name) {
             services.push((service, name));
-        } else if env.consolidated() && api_services.contains(&service) {
+        } else if super::consolidated(env) && api_services.contains(&service) {
             notes.push(format!("{service} runs on the consolidated EC2 host in {env}"));
         } else {
             notes.push(format!("{name} is not in cluster {cluster}; not redeployed"));
