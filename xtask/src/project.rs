@@ -234,6 +234,28 @@ impl Project {
         out
     }
 
+    /// An image target built from `dir/Dockerfile` with the project's platform.
+    fn image_target(
+        &self,
+        id: &str,
+        deps: Vec<String>,
+        dir: &Utf8Path,
+        build_args: BTreeMap<String, ArgValue>,
+        wheels_from: Vec<String>,
+        engine: &Arc<DockerEngine>,
+    ) -> Target {
+        let spec = ImageSpec {
+            repository: id.to_owned(),
+            context_dir: dir.to_owned(),
+            dockerfile: dir.join("Dockerfile"),
+            build_args,
+            platform: self.config.build.platform.clone(),
+            wheels_from,
+            tag_latest: self.config.build.tag_latest,
+        };
+        Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
+    }
+
     /// Every build target of the repository.
     pub fn targets(&self, engine: &Arc<DockerEngine>) -> Result<Vec<Target>> {
         let platform = self.config.build.platform.clone();
@@ -281,26 +303,22 @@ impl Project {
 
         let mut base_deps = vec![WHEEL_ID.to_owned()];
         base_deps.extend(python_dep(&lambda_python));
-        targets.push(image_target(
+        targets.push(self.image_target(
             LAMBDA_BASE_ID,
             base_deps,
             &self.root.join("lambdas/base"),
             BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
             vec![WHEEL_ID.to_owned()],
-            &platform,
-            self.config.build.tag_latest,
             engine,
         ));
 
         for name in self.lambdas()? {
-            targets.push(image_target(
+            targets.push(self.image_target(
                 &lambda_image(&name),
                 vec![LAMBDA_BASE_ID.to_owned()],
                 &self.root.join("lambdas").join(&name),
                 BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
                 vec![],
-                &platform,
-                self.config.build.tag_latest,
                 engine,
             ));
         }
@@ -320,14 +338,12 @@ impl Project {
             });
             let mut deps = vec![wheels_id.clone()];
             deps.extend(python_dep(&service_python));
-            targets.push(image_target(
+            targets.push(self.image_target(
                 &format!("tradai/{name}"),
                 deps,
                 &dir,
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
                 vec![wheels_id],
-                &platform,
-                self.config.build.tag_latest,
                 engine,
             ));
         }
@@ -335,27 +351,6 @@ impl Project {
     }
 }
 
-fn image_target(
-    id: &str,
-    deps: Vec<String>,
-    dir: &Utf8Path,
-    build_args: BTreeMap<String, ArgValue>,
-    wheels_from: Vec<String>,
-    platform: &str,
-    tag_latest: bool,
-    engine: &Arc<DockerEngine>,
-) -> Target {
-    let spec = ImageSpec {
-        repository: id.to_owned(),
-        context_dir: dir.to_owned(),
-        dockerfile: dir.join("Dockerfile"),
-        build_args,
-        platform: platform.to_owned(),
-        wheels_from,
-        tag_latest,
-    };
-    Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
-}
 
 /// A distribution name in PEP 503 normal form.
 fn normalize(name: &str) -> String {

@@ -98,10 +98,10 @@ fn a_fresh_machine_against_ecr_builds_nothing_and_only_adds_tags() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = v["version"].as_str().unwrap();
     assert!(v["published"].as_array().unwrap().iter().all(|p| p["action"] == "tagged"));
-    let tags = m.seed(&format!(
+    let tags = m.seed(
         "ecr = boto3.client('ecr')\nfor r in ['tradai/lambda-base', 'tradai/lambda-alpha', 'tradai/lambda-beta']:\n    \
-         print(r, sorted(t for i in ecr.list_images(repositoryName=r)['imageIds'] for t in [i.get('imageTag')] if t))"
-    ));
+         print(r, sorted(t for i in ecr.list_images(repositoryName=r)['imageIds'] for t in [i.get('imageTag')] if t))",
+    );
     for line in tags.lines() {
         assert!(line.contains(version) && line.contains("'latest'"), "version and latest tags added by PutImage: {line}");
     }
