@@ -5,6 +5,8 @@
 //! names of its environment variables), which is what the ordering assertions read.
 
 mod support;
+#[path = "support/moto.rs"]
+mod moto;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -13,6 +15,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use moto::Moto;
 use support::registry::TestRegistry;
 
 const PASSPHRASE: &str = "pp-Zq8v-never-show-me-9472";
@@ -669,64 +672,21 @@ fn the_passphrase_never_appears_in_output_logs_files_or_argv() {
     }
 }
 
-/// `moto` in server mode on loopback: the ECR API for the image check.
-struct Moto {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("moto_server is not installed: pip install 'moto[server]'");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "moto did not start on port {port}");
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        Moto { child, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    fn env(&self) -> [(&str, &str); 3] {
-        [("AWS_ENDPOINT_URL", self.url.as_str()), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")]
-    }
-
-    /// Runs the AWS CLI against moto; returns stdout.
-    fn aws(&self, args: &[&str]) -> String {
-        let out = Command::new("aws")
-            .args(["--endpoint-url", &self.url, "--region", "eu-central-1", "--output", "text"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .output()
-            .expect("the AWS CLI runs (pip install awscli)");
-        assert!(out.status.success(), "aws {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// Puts an image tagged `latest` into an existing repository; returns its digest.
-    fn put_image(&self, repo: &str) -> String {
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": format!("sha256:{}", "1".repeat(64))},
-            "layers": [],
-        });
-        self.aws(&["ecr", "put-image", "--repository-name", repo, "--image-tag", "latest", "--image-manifest", &manifest.to_string()]);
-        self.aws(&["ecr", "describe-images", "--repository-name", repo, "--image-ids", "imageTag=latest", "--query", "imageDetails[0].imageDigest"])
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Creates ECR repositories `create` in moto and puts an image tagged `latest` into each
+/// of `put`; returns the digest moto gives each put image.
+fn seed_ecr(moto: &Moto, create: &[String], put: &[String]) -> std::collections::BTreeMap<String, String> {
+    let code = format!(
+        "ecr = boto3.client('ecr')\n\
+         m = json.dumps({{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json', \
+         'config': {{'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 2, 'digest': 'sha256:' + '1' * 64}}, 'layers': []}})\n\
+         for r in {create:?}:\n    ecr.create_repository(repositoryName=r)\n\
+         for r in {put:?}:\n    print(r, ecr.put_image(repositoryName=r, imageTag='latest', imageManifest=m)['image']['imageId']['imageDigest'])\n"
+    );
+    moto.seed(&code)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(r, d)| (r.to_owned(), d.trim().to_owned()))
+        .collect()
 }
 
 #[test]
@@ -738,24 +698,22 @@ fn up_compute_checks_ecr_through_the_aws_api_before_any_pulumi_call() {
         "S3_PULUMI_BACKEND_URL=file://{}\nPULUMI_CONFIG_PASSPHRASE='{PASSPHRASE}'\nAWS_REGION=eu-central-1\n",
         repo.path().join("state").display()
     ));
-    let env = moto.env();
+    let moto_env = moto.env();
+    let env: Vec<(&str, &str)> = moto_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     for stack in ["persistent", "foundation"] {
         assert_ok(&repo.run(&["infra-up", stack, "dev"], &env));
     }
-    let mut digests = std::collections::BTreeMap::new();
-    for r in LAMBDAS.iter().map(|l| format!("tradai/lambda-{l}")).chain(SERVICES.iter().map(|s| format!("tradai/{s}"))) {
-        moto.aws(&["ecr", "create-repository", "--repository-name", &r]);
-        if r != "tradai/lambda-drift-monitor" {
-            digests.insert(r.clone(), moto.put_image(&r));
-        }
-    }
+    let repos: Vec<String> = LAMBDAS.iter().map(|l| format!("tradai/lambda-{l}")).chain(SERVICES.iter().map(|s| format!("tradai/{s}"))).collect();
+    let all_but_one: Vec<String> = repos.iter().filter(|r| *r != "tradai/lambda-drift-monitor").cloned().collect();
+    let mut digests = seed_ecr(&moto, &repos, &all_but_one);
+    assert_eq!(digests.len(), all_but_one.len());
     repo.clear_log();
     // The default registry is ECR.
     let out = repo.run(&["infra-up", "compute", "dev"], &env);
     assert_one_line_error(&out, &["1 image(s) missing from ecr for dev: tradai/lambda-drift-monitor", "`cargo xtask lambda-bootstrap --registry ecr`"]);
     assert!(repo.log().is_empty(), "pulumi was called: {:?}", repo.steps());
 
-    digests.insert("tradai/lambda-drift-monitor".into(), moto.put_image("tradai/lambda-drift-monitor"));
+    digests.extend(seed_ecr(&moto, &[], &["tradai/lambda-drift-monitor".to_owned()]));
     let out = repo.run(&["infra-up", "compute", "dev"], &env);
     assert_ok(&out);
     let manifest: Value = serde_json::from_str(&fs::read_to_string(repo.path().join("target/xtask/pulumi/image-manifest-dev.json")).unwrap()).unwrap();
