@@ -3,43 +3,16 @@
 
 #[path = "support/moto.rs"]
 mod moto;
+mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use moto::Moto;
+use support::repo_lambdas;
 
-/// The repository's Lambda names (folders with a Dockerfile, base excluded).
-fn repo_lambdas() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lambdas");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| e.path().join("Dockerfile").is_file() && e.file_name() != "base")
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// A repository with the TradAI layout the operations commands read: the service
-/// folders, and one folder per Lambda of the real repository.
 fn fixture() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |rel: &str, text: &str| {
-        let p = dir.path().join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    };
-    write("xtask.toml", "[build]\nplatform = \"linux/amd64\"\n");
-    for s in ["backend", "data-collection", "strategy-service", "mlflow"] {
-        write(&format!("services/{s}/Dockerfile"), "FROM scratch\n");
-    }
-    write("lambdas/base/Dockerfile", "FROM scratch\n");
-    for l in repo_lambdas() {
-        write(&format!("lambdas/{l}/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n");
-    }
-    dir
+    support::layout_repo()
 }
 
 fn xtask(root: &Path, moto: Option<&Moto>, args: &[&str]) -> Output {

@@ -141,3 +141,36 @@ pub fn with_status<'a>(targets: &'a [(String, String, serde_json::Value)], statu
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// The Lambda names of the real repository (folders with a Dockerfile, base excluded).
+pub fn repo_lambdas() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lambdas");
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("Dockerfile").is_file() && e.file_name() != "base")
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A repository with the TradAI layout the AWS commands read (the service folders and
+/// one folder per Lambda of the real repository) and nothing to build.
+pub fn layout_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |rel: &str, text: &str| {
+        let p = dir.path().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    };
+    write("xtask.toml", "[build]\nplatform = \"linux/amd64\"\n");
+    for s in ["backend", "data-collection", "strategy-service", "mlflow"] {
+        write(&format!("services/{s}/Dockerfile"), "FROM scratch\n");
+    }
+    write("lambdas/base/Dockerfile", "FROM scratch\n");
+    for l in repo_lambdas() {
+        write(&format!("lambdas/{l}/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n");
+    }
+    dir
+}
