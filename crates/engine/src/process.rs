@@ -21,7 +21,7 @@ pub struct Cmd {
     env: Vec<(String, OsString)>,
     env_remove: Vec<String>,
     stdin: Option<Vec<u8>>,
-    /// Stream the child's output to our stderr instead of capturing it.
+    /// Stream the child's output to our stderr as it comes, and keep a copy.
     inherit_output: bool,
 }
 
@@ -40,8 +40,16 @@ pub enum ProcessError {
     NotFound { purpose: String, program: String, hint: String },
     #[error("failed to {purpose}: could not start `{program}`: {source}")]
     Spawn { purpose: String, program: String, source: std::io::Error },
-    #[error("failed to {purpose} (`{command}` exited with {status}){}", stderr_tail(.stderr))]
-    Failed { purpose: String, command: String, status: String, stdout: String, stderr: String },
+    #[error("failed to {purpose} (`{command}` exited with {status}){}", if *.streamed { String::new() } else { stderr_tail(.stderr) })]
+    Failed {
+        purpose: String,
+        command: String,
+        status: String,
+        stdout: String,
+        stderr: String,
+        /// The output was already shown as it came, so the message does not repeat it.
+        streamed: bool,
+    },
 }
 
 impl ProcessError {
@@ -125,7 +133,8 @@ impl Cmd {
         self.stdin = Some(bytes);
         self
     }
-    /// Lets the child print to the terminal directly (interactive or long tools).
+    /// Streams the child's stdout and stderr to our stderr as they come (long tools),
+    /// while keeping a copy, so that a failure still carries what the child said.
     pub fn inherit_output(mut self) -> Self {
         self.inherit_output = true;
         self
@@ -167,12 +176,8 @@ impl Cmd {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
-        if !self.inherit_output {
-            expr = expr.stdout_capture().stderr_capture();
-        } else {
-            expr = expr.stdout_to_stderr();
-        }
-        let out = match expr.run() {
+        let result = if self.inherit_output { tee(expr) } else { expr.stdout_capture().stderr_capture().run() };
+        let out = match result {
             Ok(o) => o,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(ProcessError::NotFound {
@@ -202,14 +207,52 @@ impl Cmd {
                 status,
                 stdout: finished.stdout,
                 stderr: finished.stderr,
+                streamed: self.inherit_output,
             })
         }
     }
 }
 
+/// Runs `expr` with stdout and stderr merged, copying every byte to our stderr as it
+/// arrives and returning it as the output's stderr.
+fn tee(expr: duct::Expression) -> std::io::Result<std::process::Output> {
+    use std::io::{Read, Write};
+    let reader = expr.stderr_to_stdout().reader()?;
+    let mut copy = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match (&reader).read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(&buf[..n]);
+        let _ = err.flush();
+        copy.extend_from_slice(&buf[..n]);
+    }
+    let status = match reader.try_wait()? {
+        Some(out) => out.status,
+        None => return Err(std::io::Error::other("the child closed its output but has not exited")),
+    };
+    Ok(std::process::Output { status, stdout: Vec::new(), stderr: copy })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_output_is_kept_for_the_error() {
+        let err = Cmd::new("sh", "stream and fail").args(["-c", "echo to-out; echo to-err >&2; exit 4"]).inherit_output().run().unwrap_err();
+        let text = err.stderr().to_owned();
+        assert!(text.contains("to-out") && text.contains("to-err"), "{text}");
+        assert!(err.to_string().contains("exited with status 4"));
+        assert_eq!(err.to_string().lines().count(), 1, "what was shown live is not repeated: {err}");
+        let ok = Cmd::new("sh", "stream").args(["-c", "echo fine"]).inherit_output().run().unwrap();
+        assert!(ok.stderr.contains("fine"));
+    }
 
     #[test]
     fn success_captures_stdout() {

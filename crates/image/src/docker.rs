@@ -118,7 +118,7 @@ impl DockerEngine {
         let _ = std::fs::remove_file(&iid);
         match result {
             Ok(_) => {}
-            Err(ProcessError::Failed { stderr, stdout, purpose, command, status }) => {
+            Err(ProcessError::Failed { stderr, stdout, purpose, command, status, .. }) => {
                 if stderr.contains("Cannot connect to the Docker daemon") || stderr.contains("connection refused") {
                     bail!(unreachable_message(&stderr));
                 }
