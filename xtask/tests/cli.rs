@@ -1,0 +1,76 @@
+//! The command line itself: the grouped command list, one-line errors for bad input, and
+//! `doctor`'s table and exit status.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(bin());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn no_arguments_and_help_list_every_command_grouped() {
+    for args in [&[][..], &["--help"][..]] {
+        let out = run(args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for heading in ["Setup:", "Build:", "Publish:", "Operations:", "CI:", "Infrastructure:", "Seed recipe names"] {
+            assert!(text.contains(heading), "{heading} missing from:\n{text}");
+        }
+        for command in ["doctor", "lambda-bootstrap", "lambda-build-all", "docker-build", "service-push-all", "infra-bootstrap", "ecs-force-deploy", "rollback", "ci"] {
+            assert!(text.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing");
+        }
+    }
+}
+
+#[test]
+fn bad_input_is_one_line_with_the_valid_choices() {
+    let out = run(&["lambda-bootstrapp"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("unknown command `lambda-bootstrapp`; valid commands:") && err.contains("lambda-bootstrap,"), "{err}");
+
+    let out = run(&["doctor", "--format", "xml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("[possible values: table, json]"), "{err}");
+}
+
+#[test]
+fn doctor_reports_every_prerequisite_and_exits_by_what_builds_need() {
+    let out = run(&["doctor", "--format", "json"], &[]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --format json prints JSON");
+    let checks = checks.as_array().unwrap();
+    let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    for n in ["Docker engine", "uv", "Python 3.11", "Pulumi CLI", "AWS configuration"] {
+        assert!(names.contains(&n), "{n} not checked: {names:?}");
+    }
+    let missing = checks.iter().any(|c| c["status"] == "missing");
+    assert_eq!(out.status.success(), !missing, "exit status follows the table");
+    for c in checks {
+        assert!(["ok", "missing", "optional-missing"].contains(&c["status"].as_str().unwrap()));
+        if c["status"] != "ok" {
+            assert!(!c["fix"].as_str().unwrap().is_empty(), "a problem without a fix: {c}");
+        }
+    }
+
+    // Without docker and uv on PATH, both are missing, with their fixes, and doctor fails.
+    let out = run(&["doctor"], &[("PATH", "/nonexistent")]);
+    assert!(!out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    let line = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row:\n{table}")).to_owned();
+    assert!(line("Docker engine").contains("missing") && line("Docker engine").contains("install Docker Engine"), "{table}");
+    assert!(line("uv ").contains("missing") && line("uv ").contains("pip install uv"), "{table}");
+    assert!(line("Pulumi CLI").contains("optional-missing"), "{table}");
+    assert!(table.contains("required prerequisite(s) missing"), "{table}");
+}
