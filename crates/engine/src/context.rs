@@ -103,11 +103,6 @@ impl BuildContext {
         Ok(BuildContext { root: root.to_owned(), entries })
     }
 
-    /// Total number of regular files.
-    pub fn file_count(&self) -> usize {
-        self.entries.values().filter(|e| matches!(e, EntryKind::File { .. })).count()
-    }
-
     /// Writes the context, plus `extra` files, as a deterministic tar stream: fixed
     /// mtime and owner, and modes reduced to 0644/0755.
     pub fn write_tar<W: Write>(&self, out: W, extra: &[ExtraFile]) -> Result<W> {

@@ -125,13 +125,6 @@ impl StateStore {
         })
     }
 
-    /// Forgets a target, e.g. when its output turned out to be gone.
-    pub fn forget(&self, id: &str) -> Result<()> {
-        self.update(|targets| {
-            targets.remove(id);
-        })
-    }
-
     fn update(&self, change: impl FnOnce(&mut BTreeMap<String, TargetRecord>)) -> Result<()> {
         let _guard = self.lock()?;
         let mut targets = self.read_unlocked().targets;
@@ -169,8 +162,6 @@ mod tests {
         let state = s.load().unwrap();
         assert_eq!(state.targets.len(), 2);
         assert_eq!(state.targets["a"], rec("a"));
-        s.forget("a").unwrap();
-        assert_eq!(s.load().unwrap().targets.keys().collect::<Vec<_>>(), vec!["b"]);
     }
 
     #[test]

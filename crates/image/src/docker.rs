@@ -87,19 +87,6 @@ impl DockerEngine {
         Ok(self.list()?.refs.get(&reference).cloned())
     }
 
-    /// The id of a local image reference, or `None` when the engine does not hold it.
-    pub fn inspect_id(&self, reference: &str) -> Result<Option<String>> {
-        let out = Cmd::new("docker", format!("look up image {reference}"))
-            .args(["image", "inspect", "--format", "{{.Id}}", reference])
-            .run();
-        match out {
-            Ok(o) => Ok(Some(o.stdout.trim().to_owned())),
-            Err(ProcessError::Failed { stderr, .. }) if stderr.contains("No such image") || stderr.contains("No such object") => Ok(None),
-            Err(ProcessError::Failed { stderr, .. }) => bail!(unreachable_message(&stderr)),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     /// Runs `docker build` on a tar context; returns the new image id.
     pub fn build(&self, req: &BuildRequest<'_>) -> Result<String> {
         let iid = tempfile_path("iid")?;
@@ -135,12 +122,6 @@ impl DockerEngine {
             bail!("docker build reported no image id for {}", req.tags.first().map(String::as_str).unwrap_or("?"));
         }
         Ok(id)
-    }
-
-    /// Adds a tag to an existing image.
-    pub fn tag(&self, image: &str, reference: &str) -> Result<()> {
-        Cmd::new("docker", format!("tag image as {reference}")).args(["tag", image, reference]).run()?;
-        Ok(())
     }
 }
 

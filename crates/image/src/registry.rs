@@ -107,16 +107,6 @@ impl OciRegistry {
         };
         Ok(Some(Manifest { digest, media_type, bytes }))
     }
-
-    /// Deletes a manifest by digest (tests simulate a lifecycle policy with it).
-    pub fn delete(&self, repository: &str, digest: &str) -> Result<()> {
-        let url = self.manifest_url(repository, digest);
-        let resp = with_retries(&format!("delete {repository}@{digest}"), || self.agent.delete(&url).call())?;
-        if !resp.status().is_success() {
-            bail!("registry {} refused to delete {repository}@{digest}: {}", self.host, resp.status());
-        }
-        Ok(())
-    }
 }
 
 fn sha256(bytes: &[u8]) -> Vec<u8> {

@@ -30,6 +30,11 @@ class Alarms:
         self.alarms: list[aws.cloudwatch.MetricAlarm] = []
 
         def alarm(key: str, **kwargs) -> aws.cloudwatch.MetricAlarm:
+            # Five-minute periods, firing above the threshold, quiet without data,
+            # unless an alarm says otherwise.
+            kwargs.setdefault("period", 300)
+            kwargs.setdefault("comparison_operator", "GreaterThanThreshold")
+            kwargs.setdefault("treat_missing_data", "notBreaching")
             created = aws.cloudwatch.MetricAlarm(
                 f"{key}-alarm", name=get_resource_name(key), tags=get_tags("monitoring"), **kwargs
             )
@@ -43,11 +48,8 @@ class Alarms:
             metric_name="HTTPCode_Target_5XX_Count",
             dimensions={"LoadBalancer": alb_arn_suffix},
             statistic="Sum",
-            period=300,
             evaluation_periods=1,
             threshold=10,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
         )
         alarm(
             "alb-latency",
@@ -56,11 +58,8 @@ class Alarms:
             metric_name="TargetResponseTime",
             dimensions={"LoadBalancer": alb_arn_suffix},
             extended_statistic="p95",
-            period=300,
             evaluation_periods=3,
             threshold=latency_threshold_ms / 1000,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
         )
         alarm(
             "backtest-dlq",
@@ -69,11 +68,8 @@ class Alarms:
             metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": dlq_name},
             statistic="Maximum",
-            period=300,
             evaluation_periods=1,
             threshold=0,
-            comparison_operator="GreaterThanThreshold",
-            treat_missing_data="notBreaching",
         )
         for name in LAMBDA_NAMES:
             alarm(
@@ -83,11 +79,8 @@ class Alarms:
                 metric_name="Errors",
                 dimensions={"FunctionName": lambda_function_names.apply(lambda m, n=name: m[n])},
                 statistic="Sum",
-                period=300,
                 evaluation_periods=1,
                 threshold=0,
-                comparison_operator="GreaterThanThreshold",
-                treat_missing_data="notBreaching",
             )
         if min_strategies > 0:
             alarm(
@@ -97,7 +90,6 @@ class Alarms:
                 metric_name=HEARTBEAT_METRIC,
                 dimensions={"Environment": ENVIRONMENT},
                 statistic="Minimum",
-                period=300,
                 evaluation_periods=2,
                 threshold=min_strategies,
                 comparison_operator="LessThanThreshold",
