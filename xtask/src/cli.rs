@@ -11,7 +11,12 @@ use crate::commands::doctor::DoctorArgs;
 use crate::commands::test::TestArgs;
 
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "Build, publish and deploy the TradAI monorepo", disable_help_subcommand = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Build, publish and deploy the TradAI monorepo",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -27,6 +32,9 @@ pub struct GlobalArgs {
     /// More logging: -v for steps, -vv for every command run
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Never install a missing tool; name it and stop instead (also XTASK_OFFLINE=1)
+    #[arg(long, global = true)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +43,10 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Run every test: the tool's Rust tests and every Python package's pytest
     Test(TestArgs),
+    /// List, install or locate the tools the commands provision for themselves (uv, linters, test servers)
+    Tools(crate::commands::tools::ToolsArgs),
+    /// Show the pinned upstream Python bases and what builds here use; --pull fetches them, --update re-pins them
+    BaseImages(crate::commands::base_images::BaseImagesArgs),
     /// Measure the build speed claims side by side (no-op, one change, cold, hashing, registry)
     Bench(crate::commands::bench::BenchArgs),
     /// Build the tradai-common wheel, lambda-base and every Lambda image that changed
@@ -114,10 +126,23 @@ pub struct ServicePushArgs {
 
 /// How the commands are grouped in `cargo xtask --help`.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("Setup", &["doctor", "test", "bench"]),
+    ("Setup", &["doctor", "tools", "base-images", "test", "bench"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all", "service-ecr-login"]),
-    ("Operations", &["ecs-status", "ecs-force-deploy", "ecs-force-deploy-all", "asg-status", "asg-refresh", "codeartifact-login", "publish-all-libs", "lambda-check-images", "rollback"]),
+    (
+        "Operations",
+        &[
+            "ecs-status",
+            "ecs-force-deploy",
+            "ecs-force-deploy-all",
+            "asg-status",
+            "asg-refresh",
+            "codeartifact-login",
+            "publish-all-libs",
+            "lambda-check-images",
+            "rollback",
+        ],
+    ),
     ("CI", &["ci", "docs-freshness", "devcontainer-build"]),
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
@@ -138,7 +163,9 @@ pub const ALIASES: &[(&str, &[&str])] = &[
 /// Rewrites a seed recipe alias into the canonical command.
 pub fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
     // Find the first argument that is not an option (the command).
-    let Some(pos) = args.iter().skip(1).position(|a| !a.starts_with('-')).map(|p| p + 1) else { return args };
+    let Some(pos) = args.iter().skip(1).position(|a| !a.starts_with('-')).map(|p| p + 1) else {
+        return args;
+    };
     if let Some((_, expansion)) = ALIASES.iter().find(|(alias, _)| *alias == args[pos]) {
         args.splice(pos..=pos, expansion.iter().map(|s| (*s).to_owned()));
     }

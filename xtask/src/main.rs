@@ -3,12 +3,14 @@
 //! `main` parses the command line and dispatches; each command family lives in its own
 //! module under `commands/`.
 
+mod bases;
 mod cli;
 mod commands;
 mod confirm;
 mod ecr;
 mod project;
 mod publish;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -19,6 +21,9 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_logging(cli.global.verbose);
+    if cli.global.offline {
+        tools::set_offline();
+    }
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
-use xtask_engine::{FileCache, StateStore, Target};
+
+use crate::bases::{BaseSource, Bases};
+use xtask_engine::{FileCache, Program, StateStore, Target};
 use xtask_image::pybase::PythonBaseBuilder;
 use xtask_image::{ArgValue, DockerEngine, ImageBuilder, ImageSpec};
 use xtask_wheel::{WheelBuilder, WheelhouseBuilder, WheelhouseSource};
@@ -59,33 +61,53 @@ fn default_platform() -> String {
     "linux/amd64".into()
 }
 
-/// Which Python base images the Dockerfiles are built from.
+/// Which Python base images the Dockerfiles are built from (see `bases.rs`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PythonBaseConfig {
-    /// Upstream base of lambda-base (`PYTHON_BASE` build argument).
+    /// Upstream base of lambda-base, pinned: `name:tag@sha256:<digest>`.
     #[serde(default = "default_lambda_base")]
     pub lambda: String,
-    /// Upstream base of the service images (`PYTHON_BASE` build argument).
+    /// Upstream base of the service images, pinned the same way.
     #[serde(default = "default_service_base")]
     pub service: String,
-    /// The recipe of the Debian-built stand-in, used when an upstream base is not in the
-    /// local engine (nothing can be pulled here).
+    /// `upstream` (the pinned images, the stand-in only when they cannot be had) or
+    /// `stand-in` (always the Debian-built stand-in).
+    #[serde(default, rename = "use")]
+    pub source: BaseSource,
+    /// Seconds the registry has to answer a pull of an upstream base.
+    #[serde(default = "default_pull_timeout")]
+    pub pull_timeout: u64,
+    /// The recipe of the Debian-built stand-in.
     #[serde(default = "default_recipe")]
     pub recipe: Utf8PathBuf,
 }
 
 impl Default for PythonBaseConfig {
     fn default() -> Self {
-        PythonBaseConfig { lambda: default_lambda_base(), service: default_service_base(), recipe: default_recipe() }
+        PythonBaseConfig {
+            lambda: default_lambda_base(),
+            service: default_service_base(),
+            source: BaseSource::default(),
+            pull_timeout: default_pull_timeout(),
+            recipe: default_recipe(),
+        }
     }
 }
 
+/// The pins shipped with the tool; `cargo xtask base-images --update` refreshes them.
+pub const DEFAULT_LAMBDA_BASE: &str =
+    "public.ecr.aws/lambda/python:3.11@sha256:d8a8324834a079dbdfc6551831325113512a147bf70003622412565f216e36e0";
+pub const DEFAULT_SERVICE_BASE: &str = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7";
+
 fn default_lambda_base() -> String {
-    "public.ecr.aws/lambda/python:3.11".into()
+    DEFAULT_LAMBDA_BASE.into()
 }
 fn default_service_base() -> String {
-    "python:3.11-slim".into()
+    DEFAULT_SERVICE_BASE.into()
+}
+fn default_pull_timeout() -> u64 {
+    20
 }
 fn default_recipe() -> Utf8PathBuf {
     "docker/python-base".into()
@@ -101,6 +123,11 @@ pub struct Project {
 /// The repository id of a Lambda image.
 pub fn lambda_image(name: &str) -> String {
     format!("tradai/lambda-{name}")
+}
+
+/// The repository id of a service image.
+pub fn service_image(name: &str) -> String {
+    format!("tradai/{name}")
 }
 
 pub const WHEEL_ID: &str = "tradai-common";
@@ -133,8 +160,32 @@ impl Project {
         Ok(Project { root, config })
     }
 
+    /// The Cargo target directory of the repository (see [`target_dir`]).
+    pub fn target_dir(&self) -> Utf8PathBuf {
+        target_dir(&self.root)
+    }
+
+    /// All of the tool's state: `<target>/xtask`.
     pub fn state_dir(&self) -> Utf8PathBuf {
-        self.root.join("target/xtask")
+        self.target_dir().join("xtask")
+    }
+
+    /// The tools the commands call, provisioned on first use.
+    pub fn tools(&self) -> crate::tools::Toolbox {
+        crate::tools::Toolbox::current(self)
+    }
+
+    /// uv for a builder: provisioned the first time a build needs it.
+    pub fn uv(&self) -> Program {
+        let tools = self.tools();
+        Program::lazy("uv", move || Ok(tools.uv()?.into_string()))
+    }
+
+    /// A system program for a builder: installed (or its install command named) the first
+    /// time a build needs it.
+    pub fn system_program(&self, tool: crate::tools::SystemTool) -> Program {
+        let tools = self.tools();
+        Program::lazy(tool.program(), move || Ok(tools.system(tool)?.into_string()))
     }
 
     pub fn state_store(&self) -> StateStore {
@@ -257,7 +308,7 @@ impl Project {
     }
 
     /// Every build target of the repository.
-    pub fn targets(&self, engine: &Arc<DockerEngine>) -> Result<Vec<Target>> {
+    pub fn targets(&self, engine: &Arc<DockerEngine>, bases: &Bases) -> Result<Vec<Target>> {
         let platform = self.config.build.platform.clone();
         let out = self.state_dir();
         let mut targets = Vec::new();
@@ -265,25 +316,18 @@ impl Project {
         targets.push(Target {
             id: WHEEL_ID.into(),
             deps: vec![],
-            builder: Arc::new(WheelBuilder { package_dir: self.root.join("libs/tradai-common"), out_root: out.join("wheels/tradai-common") }),
+            builder: Arc::new(WheelBuilder {
+                package_dir: self.root.join("libs/tradai-common"),
+                out_root: out.join("wheels/tradai-common"),
+                uv: self.uv(),
+            }),
         });
 
-        // The Python bases: the upstream image when the engine has it, pinned by its id;
-        // otherwise the Debian-built stand-in, built here.
-        let mut debian_needed = false;
-        let mut base_arg = |upstream: &str| -> Result<ArgValue> {
-            Ok(match engine.resolve(upstream)? {
-                Some(image_id) => ArgValue::External { reference: upstream.to_owned(), image_id },
-                None => {
-                    debian_needed = true;
-                    tracing::info!("{upstream} is not in the local Docker engine; building on the Debian-built {PYTHON_BASE_ID} instead");
-                    ArgValue::Target(PYTHON_BASE_ID.into())
-                }
-            })
-        };
-        let lambda_python = base_arg(&self.config.python_base.lambda)?;
-        let service_python = base_arg(&self.config.python_base.service)?;
-        if debian_needed {
+        // The Python bases as resolved for this run: upstream (pinned by digest), or the
+        // Debian-built stand-in, a local-only target.
+        let lambda_python = bases.lambda.arg();
+        let service_python = bases.service.arg();
+        if bases.lambda.is_stand_in() || bases.service.is_stand_in() {
             targets.push(Target {
                 id: PYTHON_BASE_ID.into(),
                 deps: vec![],
@@ -293,6 +337,7 @@ impl Project {
                     work_dir: out.join("tmp"),
                     platform: platform.clone(),
                     engine: engine.clone(),
+                    debootstrap: self.system_program(crate::tools::SystemTool::Debootstrap),
                 }),
             });
         }
@@ -334,12 +379,17 @@ impl Project {
             targets.push(Target {
                 id: wheels_id.clone(),
                 deps: vec![],
-                builder: Arc::new(WheelhouseBuilder { workspace_root: self.root.clone(), source, out_root: out.join("wheelhouses").join(&name) }),
+                builder: Arc::new(WheelhouseBuilder {
+                    workspace_root: self.root.clone(),
+                    source,
+                    out_root: out.join("wheelhouses").join(&name),
+                    uv: self.uv(),
+                }),
             });
             let mut deps = vec![wheels_id.clone()];
             deps.extend(python_dep(&service_python));
             targets.push(self.image_target(
-                &format!("tradai/{name}"),
+                &service_image(&name),
                 deps,
                 &dir,
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
@@ -351,6 +401,42 @@ impl Project {
     }
 }
 
+/// The Cargo target directory of the workspace at `root`, resolved as Cargo resolves it:
+/// `CARGO_TARGET_DIR`, then `CARGO_BUILD_TARGET_DIR`, then `build.target-dir` from the
+/// nearest `.cargo/config.toml` at or above `root` and then `$CARGO_HOME/config.toml`
+/// (a relative value is relative to the folder holding `.cargo/`), else `<root>/target`.
+///
+/// Written by hand rather than asking `cargo metadata`: that costs a Cargo process (about
+/// 100 ms), more than the whole no-op build, and this runs on every command. A test
+/// checks the answer against `cargo metadata` in each of these cases.
+pub fn target_dir(root: &Utf8Path) -> Utf8PathBuf {
+    let cwd = std::env::current_dir().ok().and_then(|p| Utf8PathBuf::from_path_buf(p).ok()).unwrap_or_else(|| root.to_owned());
+    target_dir_with(root, &cwd, &|k| std::env::var(k).ok())
+}
+
+/// [`target_dir`] with the working folder and the environment given.
+fn target_dir_with(root: &Utf8Path, cwd: &Utf8Path, env: &dyn Fn(&str) -> Option<String>) -> Utf8PathBuf {
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
+        if let Some(v) = env(var).filter(|v| !v.is_empty()) {
+            return cwd.join(v);
+        }
+    }
+    let home = env("CARGO_HOME").map(Utf8PathBuf::from).or_else(|| env("HOME").map(|h| Utf8PathBuf::from(h).join(".cargo")));
+    let from_config = |dot_cargo: &Utf8Path| -> Option<Utf8PathBuf> {
+        ["config.toml", "config"].iter().find_map(|name| {
+            let text = fs::read_to_string(dot_cargo.join(name)).ok()?;
+            let value: toml::Value = toml::from_str(&text).ok()?;
+            let dir = value.get("build")?.get("target-dir")?.as_str()?;
+            Some(dot_cargo.parent().unwrap_or(dot_cargo).join(dir))
+        })
+    };
+    root.ancestors()
+        .map(|a| a.join(".cargo"))
+        .filter(|d| Some(d) != home.as_ref())
+        .chain(home.clone())
+        .find_map(|d| from_config(&d))
+        .unwrap_or_else(|| root.join("target"))
+}
 
 /// A distribution name in PEP 503 normal form.
 fn normalize(name: &str) -> String {
@@ -360,7 +446,9 @@ fn normalize(name: &str) -> String {
 /// The distribution names in `[project] dependencies` of a folder's pyproject.toml.
 fn read_dependencies(dir: &Utf8Path) -> Result<Vec<String>> {
     let path = dir.join("pyproject.toml");
-    let Ok(text) = fs::read_to_string(&path) else { return Ok(Vec::new()) };
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
     let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
     let deps = value.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array()).cloned().unwrap_or_default();
     Ok(deps
@@ -374,7 +462,9 @@ fn read_dependencies(dir: &Utf8Path) -> Result<Vec<String>> {
 /// `[project] name` of a folder's pyproject.toml, if it has one.
 fn read_project_name(dir: &Utf8Path) -> Result<Option<String>> {
     let path = dir.join("pyproject.toml");
-    let Ok(text) = fs::read_to_string(&path) else { return Ok(None) };
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(None);
+    };
     let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
     Ok(value.get("project").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
 }
@@ -387,6 +477,48 @@ mod tests {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
+    }
+
+    /// What Cargo itself says, for the same folder and environment.
+    fn cargo_says(root: &Utf8Path, cwd: &Utf8Path, env: &[(&str, &str)]) -> Utf8PathBuf {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .current_dir(cwd);
+        for k in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"] {
+            cmd.env_remove(k);
+        }
+        cmd.envs(env.iter().copied());
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        Utf8PathBuf::from(v["target_directory"].as_str().unwrap())
+    }
+
+    #[test]
+    fn the_target_directory_is_where_cargo_puts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = Utf8Path::from_path(dir.path()).unwrap().canonicalize_utf8().unwrap();
+        let root = top.join("repo");
+        write(&root, "Cargo.toml", "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n");
+        write(&root, "src/lib.rs", "");
+        let home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
+        let check = |env: &[(&str, &str)], why: &str| {
+            let lookup = |k: &str| {
+                env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()).or_else(|| (k == "CARGO_HOME").then(|| home.clone()))
+            };
+            let ours = target_dir_with(&root, &top, &lookup);
+            assert_eq!(ours, cargo_says(&root, &top, env), "{why}");
+        };
+        check(&[], "the default");
+        check(&[("CARGO_TARGET_DIR", "elsewhere")], "CARGO_TARGET_DIR, relative to the working folder");
+        check(&[("CARGO_BUILD_TARGET_DIR", "/tmp/abs-target")], "CARGO_BUILD_TARGET_DIR, absolute");
+        write(&top, ".cargo/config.toml", "[build]\ntarget-dir = \"shared-target\"\n");
+        check(&[], "build.target-dir of an enclosing folder, relative to it");
+        write(&root, ".cargo/config.toml", "[build]\ntarget-dir = \"out\"\n");
+        check(&[], "the nearest config wins");
+        check(&[("CARGO_TARGET_DIR", "/tmp/env-wins")], "the environment beats config files");
     }
 
     #[test]

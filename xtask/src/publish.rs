@@ -23,11 +23,16 @@ pub enum RegistryChoice {
     Remote(Box<dyn Registry>),
 }
 
-/// Resolves `--registry`, else `XTASK_REGISTRY`, else `xtask.toml`'s `[registry] default`,
-/// else `local`.
-pub fn choose(project: &Project, flag: Option<&str>) -> Result<RegistryChoice> {
+/// The registry setting: `--registry`, else `XTASK_REGISTRY`, else `xtask.toml`'s
+/// `[registry] default`, else `local`.
+pub fn setting(project: &Project, flag: Option<&str>) -> String {
     let env = std::env::var("XTASK_REGISTRY").ok().filter(|v| !v.is_empty());
-    let value = flag.map(str::to_owned).or(env).or_else(|| project.config.registry.default.clone()).unwrap_or_else(|| "local".into());
+    flag.map(str::to_owned).or(env).or_else(|| project.config.registry.default.clone()).unwrap_or_else(|| "local".into())
+}
+
+/// Connects to the registry the setting names (see [`setting`]).
+pub fn choose(project: &Project, flag: Option<&str>) -> Result<RegistryChoice> {
+    let value = setting(project, flag);
     match value.as_str() {
         "local" => Ok(RegistryChoice::Local),
         "ecr" => Ok(RegistryChoice::Remote(Box::new(crate::ecr::EcrRegistry::connect(project)?))),
@@ -54,10 +59,7 @@ impl<'a> RegistryCache<'a> {
 
     /// Logs Docker in to the registry, once per run.
     pub fn ensure_login(&self) -> Result<()> {
-        self.login
-            .get_or_init(|| self.registry.docker_login().map_err(|e| format!("{e:#}")))
-            .clone()
-            .map_err(|e| anyhow::anyhow!(e))
+        self.login.get_or_init(|| self.registry.docker_login().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow::anyhow!(e))
     }
 
     /// Looks up the input-hash tags of `items` (id, hash), reusing earlier answers.
@@ -137,7 +139,9 @@ pub fn publish(
         for _ in 0..jobs.max(1) {
             s.spawn(|| {
                 loop {
-                    let Some(item) = queue.lock().expect("lock").next() else { break };
+                    let Some(item) = queue.lock().expect("lock").next() else {
+                        break;
+                    };
                     let r = publish_one(item.id.as_str(), &item.input_hash, status[item.id.as_str()], cache, state, store, version)
                         .map_err(|e| (item.id.clone(), format!("{e:#}")));
                     results.lock().expect("lock").push(r);

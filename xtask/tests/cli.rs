@@ -25,7 +25,17 @@ fn no_arguments_and_help_list_every_command_grouped() {
         for heading in ["Setup:", "Build:", "Publish:", "Operations:", "CI:", "Infrastructure:", "Seed recipe names"] {
             assert!(text.contains(heading), "{heading} missing from:\n{text}");
         }
-        for command in ["doctor", "lambda-bootstrap", "lambda-build-all", "docker-build", "service-push-all", "infra-bootstrap", "ecs-force-deploy", "rollback", "ci"] {
+        for command in [
+            "doctor",
+            "lambda-bootstrap",
+            "lambda-build-all",
+            "docker-build",
+            "service-push-all",
+            "infra-bootstrap",
+            "ecs-force-deploy",
+            "rollback",
+            "ci",
+        ] {
             assert!(text.lines().any(|l| l.trim_start().starts_with(command)), "{command} missing");
         }
     }
@@ -52,25 +62,53 @@ fn doctor_reports_every_prerequisite_and_exits_by_what_builds_need() {
     let checks: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --format json prints JSON");
     let checks = checks.as_array().unwrap();
     let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for n in ["Docker engine", "uv", "Python 3.11", "Pulumi CLI", "AWS configuration"] {
+    for n in [
+        "Docker engine",
+        "Python 3.11",
+        "uv",
+        "test servers",
+        "workflow linters",
+        "Lambda base",
+        "service base",
+        "debootstrap",
+        "docker-registry",
+        "Pulumi CLI",
+        "AWS configuration",
+    ] {
         assert!(names.contains(&n), "{n} not checked: {names:?}");
     }
     let missing = checks.iter().any(|c| c["status"] == "missing");
     assert_eq!(out.status.success(), !missing, "exit status follows the table");
     for c in checks {
-        assert!(["ok", "missing", "optional-missing"].contains(&c["status"].as_str().unwrap()));
-        if c["status"] != "ok" {
+        let status = c["status"].as_str().unwrap();
+        assert!(["ok", "on-first-use", "not-needed", "fallback", "optional-missing", "missing"].contains(&status), "{c}");
+        if ["missing", "optional-missing", "fallback"].contains(&status) {
             assert!(!c["fix"].as_str().unwrap().is_empty(), "a problem without a fix: {c}");
         }
     }
 
-    // Without docker and uv on PATH, both are missing, with their fixes, and doctor fails.
+    // Without docker and python3 on PATH, both are missing, with their fixes, and doctor fails.
     let out = run(&["doctor"], &[("PATH", "/nonexistent")]);
     assert!(!out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
     let line = |name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row:\n{table}")).to_owned();
     assert!(line("Docker engine").contains("missing") && line("Docker engine").contains("install Docker Engine"), "{table}");
-    assert!(line("uv ").contains("missing") && line("uv ").contains("pip install uv"), "{table}");
+    assert!(line("Python 3.11").contains("missing") && line("Python 3.11").contains("pyenv install 3.11"), "{table}");
     assert!(line("Pulumi CLI").contains("optional-missing"), "{table}");
     assert!(table.contains("required prerequisite(s) missing"), "{table}");
+
+    // A fresh tools folder: uv is installed on first use, or, offline, missing with the fix.
+    let tools = tempfile::tempdir().unwrap();
+    let dir = tools.path().to_str().unwrap();
+    let out = run(&["doctor"], &[("XTASK_TOOLS_DIR", dir)]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(line_of(&table, "uv ").contains("on-first-use"), "{table}");
+    let out = run(&["doctor", "--offline"], &[("XTASK_TOOLS_DIR", dir)]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{table}");
+    assert!(line_of(&table, "uv ").contains("missing") && line_of(&table, "uv ").contains("--offline forbids"), "{table}");
+}
+
+fn line_of(table: &str, name: &str) -> String {
+    table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row:\n{table}")).to_owned()
 }

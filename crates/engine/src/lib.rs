@@ -22,6 +22,6 @@ pub use filecache::FileCache;
 pub use ignore::DockerIgnore;
 pub use inputs::{Change, InputHash, InputManifest};
 pub use plan::{BuildJob, BuildReason, Builder, Decision, Plan, PlanItem, RemoteCache, RemoteHit, Status, Target, TargetReport};
-pub use process::{Cmd, ProcessError};
+pub use process::{Cmd, ProcessError, Program};
 pub use report::Progress;
 pub use state::{Output, State, StateStore, TargetRecord};

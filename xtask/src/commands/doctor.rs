@@ -1,6 +1,11 @@
-//! `cargo xtask doctor`: one table of prerequisites, each `ok`, `missing` or
-//! `optional-missing` with the exact fix; exit status 0 only when everything the build
-//! commands need is present.
+//! `cargo xtask doctor`: one table of what the commands need on this machine, each row
+//! with a verdict that matches what the build will then do, and the exact fix.
+//!
+//! A prerequisite is required exactly when the commands will need it here: debootstrap
+//! only when the Debian stand-in base must be built, the provisioned tools only when they
+//! cannot be installed on first use (`--offline`). `--fix` installs and pulls whatever
+//! can be installed and pulled, then checks again. Exit status 0 only when nothing
+//! required is missing.
 
 use std::process::ExitCode;
 
@@ -9,14 +14,22 @@ use camino::Utf8Path;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use xtask_engine::Cmd;
+use xtask_engine::plan::{closure, make_plan};
+use xtask_image::DockerEngine;
 
-use crate::project::Project;
+use crate::bases::{Bases, Role};
+use crate::commands::base_images::verdict;
+use crate::project::{PYTHON_BASE_ID, Project};
+use crate::tools::{HostFacts, SystemTool, Toolbox, find_program, offline};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Install the missing tools and pull the missing base images that can be, then check again
+    #[arg(long)]
+    pub fix: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -28,17 +41,29 @@ pub enum Format {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CheckStatus {
+    /// Present.
     Ok,
-    Missing,
+    /// Absent, and the commands install it themselves the first time they need it.
+    OnFirstUse,
+    /// Absent, and not needed on this machine as it is configured.
+    NotNeeded,
+    /// Not available here; the build uses a stand-in instead.
+    Fallback,
+    /// Absent; only some commands need it.
     OptionalMissing,
+    /// Absent, needed, and not installable by the tool: the fix says what to run.
+    Missing,
 }
 
 impl std::fmt::Display for CheckStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             CheckStatus::Ok => "ok",
-            CheckStatus::Missing => "missing",
+            CheckStatus::OnFirstUse => "on-first-use",
+            CheckStatus::NotNeeded => "not-needed",
+            CheckStatus::Fallback => "fallback",
             CheckStatus::OptionalMissing => "optional-missing",
+            CheckStatus::Missing => "missing",
         })
     }
 }
@@ -49,10 +74,16 @@ pub struct Check {
     pub status: CheckStatus,
     /// The version found, or what is wrong.
     pub detail: String,
-    /// What to run to fix it (empty when ok).
+    /// What to run to fix it (empty when nothing needs doing).
     pub fix: String,
     /// What needs it.
     pub needed_for: &'static str,
+}
+
+impl Check {
+    fn new(name: &'static str, needed_for: &'static str, status: CheckStatus, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { name, status, detail: detail.into(), fix: fix.into(), needed_for }
+    }
 }
 
 fn probe(program: &str, args: &[&str]) -> Result<String, String> {
@@ -64,47 +95,185 @@ fn probe(program: &str, args: &[&str]) -> Result<String, String> {
             text.lines().next().unwrap_or("").trim().to_owned()
         })
         .map_err(|e| match e {
-            xtask_engine::ProcessError::NotFound { program, .. } => format!("`{program}` not found on PATH"),
+            xtask_engine::ProcessError::NotFound { program, .. } => {
+                format!("`{program}` not found on PATH")
+            }
             other => other.to_string().lines().next().unwrap_or("").to_owned(),
         })
 }
 
 fn required(name: &'static str, needed_for: &'static str, result: Result<String, String>, fix: &str) -> Check {
     match result {
-        Ok(v) => Check { name, status: CheckStatus::Ok, detail: v, fix: String::new(), needed_for },
-        Err(e) => Check { name, status: CheckStatus::Missing, detail: e, fix: fix.to_owned(), needed_for },
+        Ok(v) => Check::new(name, needed_for, CheckStatus::Ok, v, ""),
+        Err(e) => Check::new(name, needed_for, CheckStatus::Missing, e, fix),
     }
 }
 
-fn optional(name: &'static str, needed_for: &'static str, result: Result<String, String>, fix: &str) -> Check {
-    let mut c = required(name, needed_for, result, fix);
-    if c.status == CheckStatus::Missing {
-        c.status = CheckStatus::OptionalMissing;
+/// A tool the commands provision: installed, installed on first use, or (offline) missing.
+fn provisioned(name: &'static str, needed_for: &'static str, installed: bool, path: &Utf8Path, pin: &str) -> Check {
+    if installed {
+        Check::new(name, needed_for, CheckStatus::Ok, format!("{pin} in {path}"), "")
+    } else if offline() {
+        Check::new(
+            name,
+            needed_for,
+            CheckStatus::Missing,
+            format!("{pin} not installed, and --offline forbids installing it"),
+            "cargo xtask doctor --fix (online)",
+        )
+    } else {
+        Check::new(name, needed_for, CheckStatus::OnFirstUse, format!("{pin}, installed into {path} on first use"), "")
     }
-    c
+}
+
+/// A system package: present, installed on first use (root on Debian/Ubuntu), or missing
+/// with the command to run; `needed` says whether anything here will call it.
+fn system(tool: SystemTool, needed_for: &'static str, needed: Result<(), String>, host: &HostFacts) -> Check {
+    let name = match tool {
+        SystemTool::Debootstrap => "debootstrap",
+        SystemTool::DockerRegistry => "docker-registry",
+    };
+    if let Some(p) = find_program(tool.program()) {
+        return Check::new(name, needed_for, CheckStatus::Ok, p.to_string(), "");
+    }
+    let why_not = match needed {
+        Ok(()) => {
+            return Check::new(name, needed_for, CheckStatus::NotNeeded, "not installed", "");
+        }
+        Err(why) => why,
+    };
+    if tool == SystemTool::Debootstrap && !host.root {
+        return Check::new(
+            name,
+            needed_for,
+            CheckStatus::Missing,
+            format!("{why_not}; the stand-in is built with debootstrap, which needs root"),
+            "run as root, or make the upstream base pullable (`cargo xtask base-images`)",
+        );
+    }
+    if host.root && host.debian_like && !offline() {
+        return Check::new(name, needed_for, CheckStatus::OnFirstUse, format!("{why_not}; apt-get installs it when needed"), "");
+    }
+    Check::new(name, needed_for, CheckStatus::Missing, why_not, host.install_command(tool.package()))
+}
+
+/// Whether the stand-in must be built here: `Err(why)` when it must.
+fn stand_in_needed(project: &Project, engine: &std::sync::Arc<DockerEngine>, bases: &Bases) -> Result<(), String> {
+    let mut reasons = Vec::new();
+    for role in [Role::Lambda, Role::Service] {
+        let (stand_in, uses) = verdict(project, bases.get(role));
+        if stand_in {
+            reasons.push(uses);
+        }
+    }
+    let Some(reason) = reasons.first().cloned() else {
+        return Ok(());
+    };
+    // Already built and still in the engine: nothing to run debootstrap for.
+    let mut forced = bases.clone();
+    forced.lambda = crate::bases::Base::StandIn { reason: reason.clone() };
+    let built = (|| -> Result<bool> {
+        let targets = project.targets(engine, &forced)?;
+        let order = closure(&targets, &[PYTHON_BASE_ID.to_owned()])?;
+        let state = project.state_store().load()?;
+        let plan = make_plan(&order, &[PYTHON_BASE_ID.to_owned()], &state, &project.file_cache(), None)?;
+        Ok(plan.to_build().next().is_none())
+    })();
+    match built {
+        Ok(true) => Ok(()),
+        _ => Err(format!("builds use {reason}")),
+    }
 }
 
 /// Runs every check.
 pub fn checks(root: Option<&Utf8Path>) -> Vec<Check> {
     let mut out = Vec::new();
     let docker = probe("docker", &["version", "--format", "{{.Server.Version}}"]).map(|v| format!("engine {v}"));
+    let engine_ok = docker.is_ok();
     out.push(required(
         "Docker engine",
         "every image build",
         docker.map_err(|e| if e.contains("not found") { "docker CLI not on PATH".into() } else { "engine not reachable".to_owned() }),
         "install Docker Engine and start it (`sudo service docker start`), or set DOCKER_HOST",
     ));
-    out.push(required("uv", "wheels and Python tests", probe("uv", &["--version"]), "pip install uv"));
     let python = probe("python3", &["--version"]).and_then(|v| if v.contains("3.11.") { Ok(v) } else { Err(format!("{v} (need 3.11)")) });
-    out.push(required("Python 3.11", "wheel downloads for images", python, "install Python 3.11 as python3 (pyenv install 3.11)"));
-    out.push(optional(
-        "debootstrap",
-        "the Debian-built Python base (when the upstream base image is not loaded)",
-        probe("debootstrap", &["--version"]),
-        "apt-get install debootstrap",
+    out.push(required(
+        "Python 3.11",
+        "installing uv, wheel downloads for images",
+        python,
+        "install Python 3.11 as python3 (pyenv install 3.11)",
     ));
-    out.push(optional("Pulumi CLI", "infra-* commands", probe("pulumi", &["version"]), "install the Pulumi CLI: https://www.pulumi.com/docs/install/"));
-    out.push(optional("AWS configuration", "ECR, Lambda, ECS and infra commands", aws_config(root), "set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and AWS_REGION, or run `cargo xtask infra-setup` and edit infra/.env"));
+
+    let project = Project::locate(root);
+    let host = HostFacts::read();
+    match &project {
+        Ok(project) => {
+            let tools = Toolbox::current(project);
+            for t in tools.states() {
+                let (name, needed_for) = match t.name.as_str() {
+                    "uv" => ("uv", "wheels and Python tests"),
+                    "test-servers" => ("test servers", "`cargo xtask test` (moto, pypiserver)"),
+                    _ => ("workflow linters", "`ci workflows` (actionlint, zizmor, check-jsonschema)"),
+                };
+                out.push(provisioned(name, needed_for, t.installed, &t.path, &t.pin));
+            }
+            let engine = std::sync::Arc::new(DockerEngine::new());
+            let bases = if engine_ok { Bases::resolve(project, &engine, true).ok() } else { None };
+            match &bases {
+                Some(bases) => {
+                    for (name, role) in [("Lambda base", Role::Lambda), ("service base", Role::Service)] {
+                        let (stand_in, uses) = verdict(project, bases.get(role));
+                        let status = if stand_in { CheckStatus::Fallback } else { CheckStatus::Ok };
+                        let fix = if stand_in { "make the registry reachable, then `cargo xtask base-images --pull`" } else { "" };
+                        out.push(Check::new(name, "the images' Python base", status, format!("builds use {uses}"), fix));
+                    }
+                    let needed = stand_in_needed(project, &engine, bases);
+                    out.push(system(SystemTool::Debootstrap, "building the Debian stand-in base", needed, &host));
+                }
+                None => out.push(Check::new(
+                    "Python bases",
+                    "the images' Python base",
+                    CheckStatus::Missing,
+                    "cannot tell without the Docker engine",
+                    "start the Docker engine",
+                )),
+            }
+        }
+        Err(e) => out.push(Check::new(
+            "repository",
+            "every command",
+            CheckStatus::Missing,
+            format!("{e:#}"),
+            "run inside the TradAI repository or pass --root",
+        )),
+    }
+    out.push(system(
+        SystemTool::DockerRegistry,
+        "`cargo xtask test` and `bench` (a loopback registry)",
+        Err("the tests start it".into()),
+        &host,
+    ));
+    let pulumi = probe("pulumi", &["version"]);
+    out.push(match pulumi {
+        Ok(v) => Check::new("Pulumi CLI", "infra-* commands", CheckStatus::Ok, v, ""),
+        Err(e) => Check::new(
+            "Pulumi CLI",
+            "infra-* commands",
+            CheckStatus::OptionalMissing,
+            e,
+            "install the Pulumi CLI: https://www.pulumi.com/docs/install/",
+        ),
+    });
+    out.push(match aws_config(root) {
+        Ok(v) => Check::new("AWS configuration", "ECR, Lambda, ECS and infra commands", CheckStatus::Ok, v, ""),
+        Err(e) => Check::new(
+            "AWS configuration",
+            "ECR, Lambda, ECS and infra commands",
+            CheckStatus::OptionalMissing,
+            e,
+            "set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and AWS_REGION, or run `cargo xtask infra-setup` and edit infra/.env",
+        ),
+    });
     out
 }
 
@@ -133,6 +302,9 @@ fn aws_config(root: Option<&Utf8Path>) -> Result<String, String> {
 
 impl DoctorArgs {
     pub fn run(&self, root: Option<&Utf8Path>) -> Result<ExitCode> {
+        if self.fix {
+            fix(root)?;
+        }
         let checks = checks(root);
         match self.format {
             Format::Json => println!("{}", serde_json::to_string_pretty(&checks)?),
@@ -141,6 +313,25 @@ impl DoctorArgs {
         let ok = checks.iter().all(|c| c.status != CheckStatus::Missing);
         Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
+}
+
+/// `--fix`: installs every provisioned tool and the system packages needed here, and
+/// pulls the missing bases. Failures are reported; the table that follows shows the rest.
+fn fix(root: Option<&Utf8Path>) -> Result<()> {
+    let project = Project::locate(root)?;
+    let tools = Toolbox::current(&project);
+    let engine = std::sync::Arc::new(DockerEngine::new());
+    let mut system = vec![SystemTool::DockerRegistry];
+    if let Ok(mut bases) = Bases::resolve(&project, &engine, true) {
+        bases.pull_missing(&project, &engine, &[Role::Lambda, Role::Service], &|l| eprintln!("{l}"));
+        if stand_in_needed(&project, &engine, &bases).is_err() && crate::tools::is_root() {
+            system.push(SystemTool::Debootstrap);
+        }
+    }
+    for e in tools.install_all(&system) {
+        eprintln!("could not fix: {e}");
+    }
+    Ok(())
 }
 
 fn table(checks: &[Check]) -> String {
@@ -152,7 +343,7 @@ fn table(checks: &[Check]) -> String {
     }
     let missing = checks.iter().filter(|c| c.status == CheckStatus::Missing).count();
     if missing == 0 {
-        s.push_str("\neverything the build commands need is present\n");
+        s.push_str("\neverything the build commands need is present or installed on first use\n");
     } else {
         s.push_str(&format!("\n{missing} required prerequisite(s) missing\n"));
     }

@@ -165,7 +165,7 @@ impl Infra {
     fn open(root: Option<&Utf8Path>) -> Result<Infra> {
         let project = Project::locate(root)?;
         let settings = Settings::load(&project.root)?;
-        let pulumi = Pulumi::new(&project.root, settings);
+        let pulumi = Pulumi::new(&project.root, &project.state_dir(), settings);
         Ok(Infra { project, pulumi })
     }
 
@@ -207,12 +207,14 @@ impl Infra {
             Box::new(EcrImages { project: &self.project, aws, tag: args.image_tag.clone() })
         } else {
             match publish::choose(&self.project, Some(&name)).with_context(|| format!("cannot check the images {id} deploys"))? {
-                RegistryChoice::Local => bail!("{id} deploys images from a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
+                RegistryChoice::Local => {
+                    bail!("{id} deploys images from a registry, and `local` is not one; pass --registry ecr (or host[:port])")
+                }
                 RegistryChoice::Remote(registry) => Box::new(RegistryImages { registry, tag: args.image_tag.clone() }),
             }
         };
         let digests = images::check_images(lookup.as_ref(), &name, id.env, &required)?;
-        let path = self.project.root.join(format!("target/xtask/pulumi/image-manifest-{}.json", id.env));
+        let path = self.project.state_dir().join(format!("pulumi/image-manifest-{}.json", id.env));
         images::write_manifest(&path, &digests)?;
         eprintln!("{id}: all {} images present in {name} (tag {}); digests handed over in {path}", digests.len(), args.image_tag);
         Ok(vec![(MANIFEST_VAR.to_owned(), path.to_string())])
@@ -262,7 +264,8 @@ impl Infra {
     /// Runs the command that publishes one image set (a subprocess of this binary).
     fn publish_images(&self, set: ImageSet, images: &ImageArgs) -> Result<()> {
         // The image tools need the AWS settings, not Pulumi's secrets.
-        let mut cmd = publish_command(&self.project, set, images)?.env_remove("PULUMI_CONFIG_PASSPHRASE").env_remove("PULUMI_CONFIG_PASSPHRASE_FILE");
+        let mut cmd =
+            publish_command(&self.project, set, images)?.env_remove("PULUMI_CONFIG_PASSPHRASE").env_remove("PULUMI_CONFIG_PASSPHRASE_FILE");
         for (k, v) in self.pulumi.settings().child_env() {
             if !k.starts_with("PULUMI_") {
                 cmd = cmd.env(k, v);
@@ -286,7 +289,8 @@ fn publish_command(project: &Project, set: ImageSet, images: &ImageArgs) -> Resu
         }
         None => {
             let exe = std::env::current_exe().context("cannot find this executable to run the image commands")?;
-            let exe = Utf8PathBuf::from_path_buf(exe).map_err(|p| anyhow::anyhow!("the path of this executable is not UTF-8: {}", p.display()))?;
+            let exe = Utf8PathBuf::from_path_buf(exe)
+                .map_err(|p| anyhow::anyhow!("the path of this executable is not UTF-8: {}", p.display()))?;
             Cmd::new(exe.as_str(), purpose).args(["--root", project.root.as_str()])
         }
     };
@@ -383,7 +387,8 @@ impl SetupArgs {
             eprintln!("infra/.env already exists; left unchanged");
             return Ok(ExitCode::SUCCESS);
         }
-        let text = std::fs::read_to_string(&template).map_err(|_| anyhow::anyhow!("{template} is missing; restore it with `git checkout -- infra/.env.example`"))?;
+        let text = std::fs::read_to_string(&template)
+            .map_err(|_| anyhow::anyhow!("{template} is missing; restore it with `git checkout -- infra/.env.example`"))?;
         let parsed = xtask_pulumi::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{template} cannot be read: {e}; fix the template"))?;
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -395,7 +400,10 @@ impl SetupArgs {
         let empty: Vec<&str> = parsed.keys().into_iter().filter(|k| parsed.get(k).is_some_and(str::is_empty)).collect();
         eprintln!("created infra/.env from infra/.env.example (readable by you only)");
         if !empty.is_empty() {
-            eprintln!("fill in: {} (an empty S3_PULUMI_BACKEND_URL means the local state backend under target/pulumi-state)", empty.join(", "));
+            eprintln!(
+                "fill in: {} (an empty S3_PULUMI_BACKEND_URL means the local state backend under target/pulumi-state)",
+                empty.join(", ")
+            );
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -425,7 +433,9 @@ impl PreviewArgs {
         let mut results = Vec::new();
         for stack in &stacks {
             let id = Infra::id(*stack, env);
-            let Some(env_vars) = extra.get(stack) else { continue };
+            let Some(env_vars) = extra.get(stack) else {
+                continue;
+            };
             match infra.pulumi.preview(id, env_vars) {
                 Ok(p) => {
                     print_preview(id, &p);
@@ -451,7 +461,10 @@ impl PreviewArgs {
             bail!("preview failed for {}", failures.join("; "));
         }
         if self.expect_no_changes && !drifted.is_empty() {
-            bail!("changes found where none were expected: {}; review them with `cargo xtask infra-preview <stack> {env}`", drifted.join(", "));
+            bail!(
+                "changes found where none were expected: {}; review them with `cargo xtask infra-preview <stack> {env}`",
+                drifted.join(", ")
+            );
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -506,7 +519,9 @@ impl BootstrapArgs {
             };
             github_endgroup();
             if let Err(e) = result {
-                bail!("infra-bootstrap {env} stopped at layer {layer}: {e:#}; fix it and resume with `cargo xtask infra-bootstrap {env} --from {layer}`");
+                bail!(
+                    "infra-bootstrap {env} stopped at layer {layer}: {e:#}; fix it and resume with `cargo xtask infra-bootstrap {env} --from {layer}`"
+                );
             }
         }
         eprintln!("infra-bootstrap {env}: all {total} layer(s) done");
@@ -551,7 +566,10 @@ impl RecoverArgs {
             infra.pulumi.refresh(id)?;
             eprintln!("{id}: state refreshed from the cloud");
         } else if drift.has_changes() {
-            eprintln!("{id}: nothing was written; `cargo xtask infra-recover {} {} --write` records the drift in the state (after a backup)", self.stack, self.env);
+            eprintln!(
+                "{id}: nothing was written; `cargo xtask infra-recover {} {} --write` records the drift in the state (after a backup)",
+                self.stack, self.env
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

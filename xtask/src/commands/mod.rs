@@ -1,5 +1,6 @@
 //! One module per command family; `run` is the dispatch.
 
+pub mod base_images;
 pub mod bench;
 pub mod build;
 pub mod ci;
@@ -9,6 +10,7 @@ pub mod doctor;
 pub mod infra;
 pub mod ops;
 pub mod test;
+pub mod tools;
 
 use std::process::ExitCode;
 
@@ -18,18 +20,24 @@ use crate::cli::{Cli, Command};
 use crate::project::Project;
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let Some(command) = cli.command else { return Ok(ExitCode::SUCCESS) };
+    let Some(command) = cli.command else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let root = cli.global.root.as_deref();
     match command {
         Command::Doctor(args) => args.run(root),
         Command::Test(args) => args.run(&Project::locate(root)?),
+        Command::Tools(args) => args.run(&Project::locate(root)?),
+        Command::BaseImages(args) => args.run(&Project::locate(root)?),
         Command::Bench(args) => args.run(&Project::locate(root)?),
         Command::LambdaBuildAll(args) => build::run(&Project::locate(root)?, build::Selection::AllLambdas, &args),
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
         Command::LambdaBootstrap(args) => build::bootstrap(&Project::locate(root)?, &args),
         Command::DockerBuild(args) => build::run(&Project::locate(root)?, build::Selection::Services, &args),
         Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
-        Command::ServicePush(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build),
+        Command::ServicePush(args) => {
+            build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build)
+        }
         Command::ServicePushAll(args) => build::run(&Project::locate(root)?, build::Selection::ServicePush(Vec::new()), &args),
         Command::ServiceEcrLogin => {
             use xtask_image::registry::Registry as _;

@@ -1,6 +1,10 @@
 //! `cargo xtask test`: every test of the repository in one command: the tool's Rust tests
 //! (nextest when installed, else `cargo test`), then each Python package's pytest, the
 //! Lambda tests, the integration tests and the Pulumi program tests.
+//!
+//! It first provisions what the tests use (uv, the test servers, the workflow linters,
+//! docker-registry, and debootstrap where it can run) and hands their paths to the Rust
+//! tests as `XTASK_TEST_PYTHON` and `XTASK_TEST_REGISTRY`.
 
 use std::process::ExitCode;
 
@@ -9,6 +13,7 @@ use clap::Args;
 use xtask_engine::Cmd;
 
 use crate::project::Project;
+use crate::tools::{Group, SystemTool, is_root};
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -38,7 +43,17 @@ pub const PYTHON_SUITES: &[(&str, &str)] = &[
 impl TestArgs {
     pub fn run(&self, project: &Project) -> Result<ExitCode> {
         let mut failed: Vec<String> = Vec::new();
+        let tools = project.tools();
+        let uv = tools.uv()?;
         if !self.python_only {
+            let servers = tools.group(Group::TestServers)?;
+            tools.group(Group::WorkflowLint)?;
+            let registry = tools.system(SystemTool::DockerRegistry)?;
+            // The stand-in base test runs debootstrap, which needs root; without root it
+            // checks the error instead, and nothing needs installing.
+            if is_root() {
+                tools.system(SystemTool::Debootstrap)?;
+            }
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let nextest = Cmd::new(cargo.clone(), "check for cargo-nextest").args(["nextest", "--version"]).run().is_ok();
             let cmd = if nextest {
@@ -46,16 +61,21 @@ impl TestArgs {
             } else {
                 Cmd::new(cargo, "run the Rust tests").args(["test", "--workspace", "--no-fail-fast"])
             };
+            let cmd = cmd.env("XTASK_TEST_PYTHON", servers.join("bin/python").as_str()).env("XTASK_TEST_REGISTRY", registry.as_str());
             if let Err(e) = cmd.dir(&project.root).inherit_output().run() {
                 eprintln!("{e}");
                 failed.push("rust".into());
             }
         }
         if !self.rust_only {
-            Cmd::new("uv", "install the Python workspace").args(["sync", "--all-packages", "--frozen", "--quiet"]).dir(&project.root).inherit_output().run()?;
+            Cmd::new(uv.as_str(), "install the Python workspace")
+                .args(["sync", "--all-packages", "--frozen", "--quiet"])
+                .dir(&project.root)
+                .inherit_output()
+                .run()?;
             for (label, path) in PYTHON_SUITES {
                 eprintln!("== pytest {label}");
-                let r = Cmd::new("uv", format!("run the {label} tests"))
+                let r = Cmd::new(uv.as_str(), format!("run the {label} tests"))
                     .args(["run", "--frozen", "pytest", "-q", path])
                     .dir(&project.root)
                     .inherit_output()
@@ -67,7 +87,7 @@ impl TestArgs {
             }
             if project.root.join("infra/pyproject.toml").is_file() {
                 eprintln!("== pytest infra");
-                let r = Cmd::new("uv", "run the Pulumi program tests")
+                let r = Cmd::new(uv.as_str(), "run the Pulumi program tests")
                     .args(["run", "--frozen", "--project", "infra", "pytest", "-q", "infra"])
                     .dir(&project.root)
                     .inherit_output()

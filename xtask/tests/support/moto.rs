@@ -2,8 +2,8 @@
 //! 127.0.0.1 port by the test, stopped on drop. `moto_server.py` beside this file is
 //! moto plus the two instance-refresh calls it lacks (see that file).
 //!
-//! moto comes from `python3` when it can import `moto.server` and `flask`; otherwise
-//! `pip install 'moto[server]'` runs once per test process (a fresh CI machine). Resources
+//! moto comes from the locked `test-servers` group that `cargo xtask test` provisions
+//! (`XTASK_TEST_PYTHON`). Resources
 //! are seeded through moto's own API with boto3 (`Moto::seed`), and the binary is pointed
 //! at the server with the standard `AWS_ENDPOINT_URL` and dummy credentials.
 
@@ -18,20 +18,18 @@ use std::time::{Duration, Instant};
 
 pub const REGION: &str = "eu-central-1";
 
-/// The Python that runs moto (`XTASK_TEST_PYTHON`, else `python3`), with moto installed.
+/// The Python that runs moto and pypiserver: `XTASK_TEST_PYTHON` (set by `cargo xtask
+/// test` to the environment of the locked `test-servers` group), else `python3` when it
+/// can import them.
 pub fn python() -> &'static str {
     static PYTHON: OnceLock<String> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let py = std::env::var("XTASK_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let importable = |py: &str| Command::new(py).args(["-c", "import moto.server, flask, boto3"]).output().is_ok_and(|o| o.status.success());
-        if !importable(&py) {
-            let out = Command::new(&py)
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "moto[server]"])
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {py}: {e}; install Python 3.11 or set XTASK_TEST_PYTHON"));
-            assert!(out.status.success(), "pip install 'moto[server]' failed:\n{}", String::from_utf8_lossy(&out.stderr));
-            assert!(importable(&py), "moto installed but `import moto.server` still fails with {py}");
-        }
+        let importable = Command::new(&py).args(["-c", "import moto.server, flask, boto3, pypiserver, passlib"]).output().is_ok_and(|o| o.status.success());
+        assert!(
+            importable,
+            "{py} cannot import moto and pypiserver; run the tests with `cargo xtask test`, which provisions them, or set XTASK_TEST_PYTHON to a Python that has them (`cargo xtask tools path test-servers`)"
+        );
         py
     })
 }
@@ -110,6 +108,11 @@ impl Moto {
         panic!("moto did not answer on port {} within 30s:\n{}", self.port, self.log_text());
     }
 
+    /// The file of moto's request recorder (every request, as JSON lines).
+    pub fn recording_path(&self) -> &std::path::Path {
+        self.recording.path()
+    }
+
     pub fn log_text(&self) -> String {
         let mut s = String::new();
         let _ = std::fs::File::open(self.log.path()).and_then(|mut f| f.read_to_string(&mut s));
@@ -162,7 +165,12 @@ impl Moto {
         cmd.args(["-c", &code]);
         self.configure(&mut cmd);
         let out: Output = cmd.output().expect("python runs");
-        assert!(out.status.success(), "seeding moto failed:\n{}\n--- moto log ---\n{}", String::from_utf8_lossy(&out.stderr), self.log_text());
+        assert!(
+            out.status.success(),
+            "seeding moto failed:\n{}\n--- moto log ---\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }

@@ -1,30 +1,18 @@
 //! A real package index on loopback: `pypiserver` with an htpasswd file (uploads need
 //! the password), no fallback to PyPI and no overwriting, on a free 127.0.0.1 port,
-//! stopped on drop. Installed with `pip install pypiserver passlib` when missing.
+//! stopped on drop. It runs in the `test-servers` environment (see `moto::python`).
 
 #![allow(dead_code)]
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::moto::python;
 
 pub const USER: &str = "publisher";
 pub const PASSWORD: &str = "not-a-real-secret-7f3a";
-
-fn ensure_installed() {
-    static DONE: OnceLock<()> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let importable = || Command::new(python()).args(["-c", "import pypiserver, passlib"]).output().is_ok_and(|o| o.status.success());
-        if !importable() {
-            let out = Command::new(python()).args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "pypiserver", "passlib"]).output().unwrap();
-            assert!(out.status.success(), "pip install pypiserver passlib failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        }
-    });
-}
 
 pub struct PyPiServer {
     child: Child,
@@ -35,7 +23,7 @@ pub struct PyPiServer {
 
 impl PyPiServer {
     pub fn start() -> PyPiServer {
-        ensure_installed();
+        python();
         let dir = tempfile::tempdir().unwrap();
         let packages = dir.path().join("packages");
         std::fs::create_dir_all(&packages).unwrap();
@@ -60,7 +48,11 @@ impl PyPiServer {
             .expect("pypiserver starts");
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "pypiserver did not start: {}", std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "pypiserver did not start: {}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         PyPiServer { child, url: format!("http://127.0.0.1:{port}/"), packages, dir }
@@ -68,7 +60,8 @@ impl PyPiServer {
 
     /// The files the index holds.
     pub fn files(&self) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(&self.packages).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> =
+            std::fs::read_dir(&self.packages).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
         v
     }

@@ -67,21 +67,36 @@ impl TestRegistry {
         if !head.starts_with("HTTP/1.1 200") {
             return None;
         }
-        head.lines().find_map(|l| l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")).map(|d| d.trim().to_owned()))
+        head.lines().find_map(|l| {
+            l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")).map(|d| d.trim().to_owned())
+        })
     }
 
     pub fn delete(&self, repo: &str, digest: &str) {
-        let out = Command::new("curl").args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"]).arg(format!("http://{}/v2/{repo}/manifests/{digest}", self.host)).output().unwrap();
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE"])
+            .arg(format!("http://{}/v2/{repo}/manifests/{digest}", self.host))
+            .output()
+            .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "202", "delete {repo}@{digest}");
     }
 }
 
-fn spawn(config: &std::path::Path) -> Child {
-    let bin = ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
+/// The registry program: `XTASK_TEST_REGISTRY` (set by `cargo xtask test`, which
+/// provisions it), else `docker-registry` on PATH or in /usr/bin.
+pub fn program() -> String {
+    if let Ok(p) = std::env::var("XTASK_TEST_REGISTRY") {
+        return p;
+    }
+    ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .expect("docker-registry is not installed: apt-get install docker-registry (.ci/run does this)");
-    Command::new(bin).arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry starts")
+        .map(str::to_owned)
+        .expect("docker-registry is not installed; run the tests with `cargo xtask test`, which provisions it, or set XTASK_TEST_REGISTRY")
+}
+
+fn spawn(config: &std::path::Path) -> Child {
+    Command::new(program()).arg("serve").arg(config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("registry starts")
 }
 
 fn wait_until_up(host: &str) {

@@ -113,13 +113,22 @@ fn report_already(progress: &Progress, index: &PackageIndex, package: &str, name
 /// The index from the environment (tests, other indexes) or CodeArtifact.
 fn resolve_index(project: &Project, env: Env) -> Result<PackageIndex> {
     if let Some(url) = std::env::var("TRADAI_PUBLISH_URL").ok().filter(|u| !u.trim().is_empty()) {
-        let password = std::env::var("TRADAI_PUBLISH_TOKEN").or_else(|_| std::env::var("TRADAI_PUBLISH_PASSWORD")).ok().filter(|p| !p.is_empty());
+        let password =
+            std::env::var("TRADAI_PUBLISH_TOKEN").or_else(|_| std::env::var("TRADAI_PUBLISH_PASSWORD")).ok().filter(|p| !p.is_empty());
         if password.is_none() {
-            bail!("TRADAI_PUBLISH_URL is set but no credentials are: set TRADAI_PUBLISH_TOKEN (or TRADAI_PUBLISH_USER and TRADAI_PUBLISH_PASSWORD), or unset TRADAI_PUBLISH_URL to publish to CodeArtifact");
+            bail!(
+                "TRADAI_PUBLISH_URL is set but no credentials are: set TRADAI_PUBLISH_TOKEN (or TRADAI_PUBLISH_USER and TRADAI_PUBLISH_PASSWORD), or unset TRADAI_PUBLISH_URL to publish to CodeArtifact"
+            );
         }
         let username = std::env::var("TRADAI_PUBLISH_USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| TOKEN_USER.to_owned());
         let url = url.trim().to_owned();
-        return Ok(PackageIndex { label: format!("{url} (from TRADAI_PUBLISH_URL)"), url, username, password: password.map(Secret::new), expires_at: None });
+        return Ok(PackageIndex {
+            label: format!("{url} (from TRADAI_PUBLISH_URL)"),
+            url,
+            username,
+            password: password.map(Secret::new),
+            expires_at: None,
+        });
     }
     let aws = connect(project, env)?;
     codeartifact_index(&aws, env, None, PUBLISH_TOKEN_DURATION)
@@ -134,7 +143,11 @@ fn build_wheels(project: &Project, progress: &Progress) -> Result<Vec<(String, U
         .map(|lib| Target {
             id: (*lib).to_owned(),
             deps: vec![],
-            builder: Arc::new(WheelBuilder { package_dir: project.root.join("libs").join(lib), out_root: out.join("wheels").join(lib) }),
+            builder: Arc::new(WheelBuilder {
+                package_dir: project.root.join("libs").join(lib),
+                out_root: out.join("wheels").join(lib),
+                uv: project.uv(),
+            }),
         })
         .collect();
     let selected: Vec<String> = PUBLISHED_LIBS.iter().map(|s| (*s).to_owned()).collect();
@@ -148,7 +161,9 @@ fn build_wheels(project: &Project, progress: &Progress) -> Result<Vec<(String, U
     let mut wheels = Vec::new();
     for r in reports {
         match (r.status, &r.artifact) {
-            (Status::Built | Status::Skipped, Some(artifact)) => wheels.push((r.id.clone(), Utf8PathBuf::from(artifact), r.status.to_string())),
+            (Status::Built | Status::Skipped, Some(artifact)) => {
+                wheels.push((r.id.clone(), Utf8PathBuf::from(artifact), r.status.to_string()))
+            }
             _ => bail!("building the {} wheel failed: {}", r.id, r.error.as_deref().unwrap_or(&r.reason)),
         }
     }
@@ -290,7 +305,11 @@ fn normalize(name: &str) -> String {
 fn find_link(page: &str, filename: &str) -> Option<Option<String>> {
     for part in page.split("href=").skip(1) {
         let quote = part.chars().next()?;
-        let href = if quote == '"' || quote == '\'' { part[1..].split(quote).next().unwrap_or("") } else { part.split([' ', '>']).next().unwrap_or("") };
+        let href = if quote == '"' || quote == '\'' {
+            part[1..].split(quote).next().unwrap_or("")
+        } else {
+            part.split([' ', '>']).next().unwrap_or("")
+        };
         let (path, fragment) = href.split_once('#').unwrap_or((href, ""));
         if path.rsplit('/').next() == Some(filename) {
             return Some(fragment.strip_prefix("sha256=").map(str::to_owned));

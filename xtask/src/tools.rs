@@ -1,0 +1,375 @@
+//! Self-provisioning: every command obtains the programs it calls, at pinned versions,
+//! into the tool's own folder (`<target>/xtask/tools/`), once per machine.
+//!
+//! - uv comes from PyPI into a private virtual environment (`python3 -m venv` + pip, so
+//!   a company's pip index configuration is honoured).
+//! - Python tools (the servers the tests start, the workflow linters) come from the uv
+//!   workspace's locked dependency groups, each synced into its own environment.
+//! - System packages that no language registry serves (debootstrap, docker-registry)
+//!   are installed with apt-get only when running as root on Debian or Ubuntu; otherwise
+//!   the command stops with the exact command to run.
+//!
+//! Each install prints one line. `--offline` (or `XTASK_OFFLINE=1`) never installs and
+//! names what is missing. Installs run under an exclusive lock on `tools/.lock` and are
+//! marked complete last, so two runs at once install once and a killed install is redone.
+//!
+//! The tools belong to the tool, not to the repository it builds: they live in the target
+//! directory the running binary was built into, and the dependency groups are read from
+//! the workspace that binary was built from. Test fixtures driven by the same binary share
+//! them.
+
+use std::fs::{self, File};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, Result, bail};
+use camino::{Utf8Path, Utf8PathBuf};
+use sha2::{Digest as _, Sha256};
+use xtask_engine::{Cmd, ProcessError};
+
+use crate::project::Project;
+
+/// The uv release every command uses.
+pub const UV_VERSION: &str = "0.13.9";
+
+static OFFLINE: AtomicBool = AtomicBool::new(false);
+
+/// Turns offline mode on for this process (`--offline`).
+pub fn set_offline() {
+    OFFLINE.store(true, Ordering::Relaxed);
+}
+
+/// Whether installing is forbidden: `--offline` or `XTASK_OFFLINE=1`.
+pub fn offline() -> bool {
+    OFFLINE.load(Ordering::Relaxed) || std::env::var("XTASK_OFFLINE").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// A Python environment made from one of the uv workspace's locked dependency groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// moto and pypiserver, the servers the integration tests start on loopback.
+    TestServers,
+    /// actionlint, zizmor and check-jsonschema, for `ci workflows`.
+    WorkflowLint,
+}
+
+impl Group {
+    pub const ALL: [Group; 2] = [Group::TestServers, Group::WorkflowLint];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::TestServers => "test-servers",
+            Group::WorkflowLint => "workflow-lint",
+        }
+    }
+
+    pub fn purpose(self) -> &'static str {
+        match self {
+            Group::TestServers => "the servers the tests start (moto, pypiserver)",
+            Group::WorkflowLint => "the workflow linters (actionlint, zizmor, check-jsonschema)",
+        }
+    }
+}
+
+/// A program that only the system's package manager provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemTool {
+    Debootstrap,
+    DockerRegistry,
+}
+
+impl SystemTool {
+    pub fn program(self) -> &'static str {
+        match self {
+            SystemTool::Debootstrap => "debootstrap",
+            SystemTool::DockerRegistry => "docker-registry",
+        }
+    }
+
+    /// The Debian/Ubuntu package that carries it.
+    pub fn package(self) -> &'static str {
+        self.program()
+    }
+}
+
+/// Where the tools live and where their pins are read from.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    /// `<target>/xtask/tools`.
+    pub dir: Utf8PathBuf,
+    /// The uv workspace whose dependency groups pin the Python tools.
+    source: Utf8PathBuf,
+}
+
+/// What is known about one tool without installing anything.
+#[derive(Debug, Clone)]
+pub struct ToolState {
+    pub name: String,
+    /// Where it is (or will be) installed.
+    pub path: Utf8PathBuf,
+    pub installed: bool,
+    /// Pinned version, or what pins it.
+    pub pin: String,
+}
+
+impl Toolbox {
+    /// The toolbox of the running binary: its target directory when it runs from one (as
+    /// `cargo xtask` and the tests do), else the repository's.
+    pub fn current(project: &Project) -> Toolbox {
+        let built_from = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Utf8Path::to_owned);
+        let exe_target = std::env::current_exe()
+            .ok()
+            .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
+            .and_then(|exe| exe.parent()?.parent().map(Utf8Path::to_owned))
+            .filter(|t| t.join("CACHEDIR.TAG").is_file());
+        match (exe_target, built_from) {
+            (Some(target), Some(source)) if source.join("pyproject.toml").is_file() => Toolbox { dir: target.join("xtask/tools"), source },
+            _ => Toolbox { dir: project.target_dir().join("xtask/tools"), source: project.root.clone() },
+        }
+    }
+
+    fn uv_dir(&self) -> Utf8PathBuf {
+        self.dir.join(format!("uv-{UV_VERSION}"))
+    }
+
+    fn group_dir(&self, group: Group) -> Utf8PathBuf {
+        self.dir.join(group.name())
+    }
+
+    /// The uv executable, installed from PyPI on first use.
+    pub fn uv(&self) -> Result<Utf8PathBuf> {
+        let dir = self.uv_dir();
+        let uv = dir.join("bin/uv");
+        self.provision(&format!("uv {UV_VERSION}"), &format!("uv=={UV_VERSION}"), &dir, |dir| {
+            Cmd::new("python3", "create a private Python environment for uv").args(["-m", "venv", dir.as_str()]).run().map_err(
+                |e| match e {
+                    ProcessError::NotFound { .. } => {
+                        anyhow::anyhow!("python3 is not on PATH; install Python 3.11 (pyenv install 3.11, or your distribution's python3)")
+                    }
+                    e => anyhow::anyhow!("{e}; on Debian or Ubuntu install the venv module: `sudo apt-get install python3-venv`"),
+                },
+            )?;
+            Cmd::new(dir.join("bin/python").as_str(), format!("install uv {UV_VERSION} from PyPI"))
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", &format!("uv=={UV_VERSION}")])
+                .run()?;
+            if !uv.is_file() {
+                bail!("pip installed uv {UV_VERSION} but {uv} is missing");
+            }
+            Ok(())
+        })?;
+        Ok(uv)
+    }
+
+    /// The environment of a locked dependency group (its `bin/` holds the programs).
+    pub fn group(&self, group: Group) -> Result<Utf8PathBuf> {
+        let dir = self.group_dir(group);
+        let pin = self.group_pin()?;
+        let uv = self.uv()?;
+        self.provision(group.name(), &pin, &dir, |dir| {
+            Cmd::new(uv.as_str(), format!("install {} from the locked `{}` group", group.purpose(), group.name()))
+                .args(["sync", "--frozen", "--quiet", "--no-install-workspace", "--only-group", group.name()])
+                .env("UV_PROJECT_ENVIRONMENT", dir.as_str())
+                .dir(&self.source)
+                .run()?;
+            Ok(())
+        })?;
+        Ok(dir)
+    }
+
+    /// What pins the groups: the digest of the workspace's pyproject.toml and uv.lock.
+    fn group_pin(&self) -> Result<String> {
+        let mut h = Sha256::new();
+        for f in ["pyproject.toml", "uv.lock"] {
+            let path = self.source.join(f);
+            h.update(fs::read(&path).with_context(|| format!("failed to read {path}"))?);
+        }
+        Ok(format!("uv.lock sha256:{:x}", h.finalize()))
+    }
+
+    /// A system program: on PATH (or in /usr/sbin), else installed with apt-get when that
+    /// is possible here, else an error naming the exact command.
+    pub fn system(&self, tool: SystemTool) -> Result<Utf8PathBuf> {
+        if let Some(p) = find_program(tool.program()) {
+            return Ok(p);
+        }
+        let pkg = tool.package();
+        let host = HostFacts::read();
+        if offline() {
+            bail!("{} is not installed and --offline forbids installing it; run `{}`", tool.program(), host.install_command(pkg));
+        }
+        if !(host.root && host.debian_like) {
+            bail!("{} is not installed; run `{}`", tool.program(), host.install_command(pkg));
+        }
+        eprintln!("installing the system package {pkg} with apt-get (running as root on {})", host.distro);
+        let install = || {
+            Cmd::new("apt-get", format!("install {pkg}"))
+                .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .run()
+        };
+        if install().is_err() {
+            Cmd::new("apt-get", "update the package lists").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive").run()?;
+            install()?;
+        }
+        if tool == SystemTool::DockerRegistry {
+            // The package starts a registry on :5000 as a service; the tool and its tests
+            // start their own on free ports, so leave the machine as it was.
+            let _ = Cmd::new("service", "stop the packaged docker-registry service").args(["docker-registry", "stop"]).run();
+        }
+        find_program(tool.program()).with_context(|| format!("apt-get installed {pkg} but `{}` is still not found", tool.program()))
+    }
+
+    /// Installs everything that can be installed here (for `doctor --fix` and
+    /// `cargo xtask test`); returns the errors of what could not be.
+    pub fn install_all(&self, system: &[SystemTool]) -> Vec<String> {
+        let mut errors = Vec::new();
+        if let Err(e) = self.uv() {
+            errors.push(format!("uv: {e:#}"));
+        }
+        for g in Group::ALL {
+            if let Err(e) = self.group(g) {
+                errors.push(format!("{}: {e:#}", g.name()));
+            }
+        }
+        for t in system {
+            if let Err(e) = self.system(*t) {
+                errors.push(format!("{e:#}"));
+            }
+        }
+        errors
+    }
+
+    /// The provisioned tools and whether each is installed, without installing.
+    pub fn states(&self) -> Vec<ToolState> {
+        let mut out = vec![ToolState {
+            name: "uv".into(),
+            path: self.uv_dir().join("bin/uv"),
+            installed: self.is_provisioned(&self.uv_dir(), &format!("uv=={UV_VERSION}")),
+            pin: UV_VERSION.into(),
+        }];
+        let pin = self.group_pin().unwrap_or_default();
+        for g in Group::ALL {
+            let dir = self.group_dir(g);
+            out.push(ToolState { name: g.name().into(), installed: self.is_provisioned(&dir, &pin), path: dir, pin: "uv.lock".into() });
+        }
+        out
+    }
+
+    fn is_provisioned(&self, dir: &Utf8Path, pin: &str) -> bool {
+        fs::read_to_string(dir.join(MARKER)).is_ok_and(|t| t == pin)
+    }
+
+    /// Runs `install` into `dir` unless `dir` is already marked with `pin`.
+    fn provision(&self, what: &str, pin: &str, dir: &Utf8Path, install: impl FnOnce(&Utf8Path) -> Result<()>) -> Result<()> {
+        if self.is_provisioned(dir, pin) {
+            return Ok(());
+        }
+        if offline() {
+            bail!("{what} is not installed in {dir} and --offline forbids installing it; run once online, or `cargo xtask doctor --fix`");
+        }
+        fs::create_dir_all(&self.dir).with_context(|| format!("failed to create {}", self.dir))?;
+        let lock_path = self.dir.join(".lock");
+        let lock = File::create(&lock_path).with_context(|| format!("failed to open {lock_path}"))?;
+        lock.lock().with_context(|| format!("failed to lock {lock_path}"))?;
+        // Another run may have installed it while this one waited.
+        if self.is_provisioned(dir, pin) {
+            return Ok(());
+        }
+        eprintln!("installing {what} into {dir} (once per machine)");
+        let _ = fs::remove_dir_all(dir);
+        if let Err(e) = install(dir) {
+            let _ = fs::remove_dir_all(dir);
+            return Err(e.context(format!("failed to install {what}")));
+        }
+        xtask_engine::atomic::write_atomically(&dir.join(MARKER), pin.as_bytes())
+    }
+}
+
+/// The file whose content marks a finished install.
+const MARKER: &str = ".xtask-provisioned";
+
+/// A program on PATH, or in the sbin folders a non-root PATH often lacks.
+pub fn find_program(name: &str) -> Option<Utf8PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"])
+        .map(|d| Utf8Path::new(d).join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Utf8Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// What decides how a system package can be installed here.
+#[derive(Debug, Clone)]
+pub struct HostFacts {
+    pub root: bool,
+    pub debian_like: bool,
+    pub distro: String,
+}
+
+impl HostFacts {
+    pub fn read() -> HostFacts {
+        let release = fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let field = |k: &str| {
+            release.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).map(|v| v.trim_matches('"').to_owned()).unwrap_or_default()
+        };
+        let ids = format!("{} {}", field("ID"), field("ID_LIKE"));
+        let debian_like = ids.split_whitespace().any(|id| id == "debian" || id == "ubuntu");
+        let distro = Some(field("PRETTY_NAME")).filter(|s| !s.is_empty()).unwrap_or_else(|| "this system".into());
+        HostFacts { root: is_root(), debian_like, distro }
+    }
+
+    /// The command that installs `pkg` here.
+    pub fn install_command(&self, pkg: &str) -> String {
+        match (self.debian_like, self.root) {
+            (true, true) => format!("apt-get install {pkg}"),
+            (true, false) => format!("sudo apt-get install {pkg}"),
+            (false, _) => format!("install the `{pkg}` package with your system's package manager"),
+        }
+    }
+}
+
+/// Whether this process runs as root, read from /proc (no process spawned).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().nth(1).map(str::to_owned))).flatten())
+        .is_some_and(|euid| euid == "0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_commands_name_sudo_only_when_not_root() {
+        let h = HostFacts { root: false, debian_like: true, distro: "Debian".into() };
+        assert_eq!(h.install_command("debootstrap"), "sudo apt-get install debootstrap");
+        let h = HostFacts { root: true, ..h };
+        assert_eq!(h.install_command("debootstrap"), "apt-get install debootstrap");
+        let h = HostFacts { debian_like: false, ..h };
+        assert!(h.install_command("debootstrap").contains("your system's package manager"));
+    }
+
+    #[test]
+    fn an_unfinished_install_is_not_provisioned_and_a_finished_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        let tb = Toolbox { dir: root.join("tools"), source: root.to_owned() };
+        let env = root.join("tools/thing");
+        let r = tb.provision("thing", "v1", &env, |d| {
+            fs::create_dir_all(d)?;
+            bail!("network down")
+        });
+        assert!(r.is_err());
+        assert!(!env.exists(), "a failed install leaves nothing behind");
+        tb.provision("thing", "v1", &env, |d| Ok(fs::create_dir_all(d)?)).unwrap();
+        assert!(tb.is_provisioned(&env, "v1"));
+        assert!(!tb.is_provisioned(&env, "v2"), "a new pin reinstalls");
+        // Provisioned: the installer is not run again.
+        tb.provision("thing", "v1", &env, |_| panic!("installed twice")).unwrap();
+    }
+}
