@@ -401,7 +401,8 @@ impl Project {
     }
 }
 
-/// The Cargo target directory of the workspace at `root`, resolved as Cargo resolves it:
+/// The Cargo target directory of the workspace at `root`, resolved as Cargo resolves it
+/// when run there:
 /// `CARGO_TARGET_DIR`, then `CARGO_BUILD_TARGET_DIR`, then `build.target-dir` from the
 /// nearest `.cargo/config.toml` at or above `root` and then `$CARGO_HOME/config.toml`
 /// (a relative value is relative to the folder holding `.cargo/`), else `<root>/target`.
@@ -508,8 +509,8 @@ mod tests {
             let lookup = |k: &str| {
                 env.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()).or_else(|| (k == "CARGO_HOME").then(|| home.clone()))
             };
-            let ours = target_dir_with(&root, &top, &lookup);
-            assert_eq!(ours, cargo_says(&root, &top, env), "{why}");
+            let ours = target_dir_with(&root, &root, &lookup);
+            assert_eq!(ours, cargo_says(&root, &root, env), "{why}");
         };
         check(&[], "the default");
         check(&[("CARGO_TARGET_DIR", "elsewhere")], "CARGO_TARGET_DIR, relative to the working folder");

@@ -112,19 +112,28 @@ pub struct ToolState {
 }
 
 impl Toolbox {
-    /// The toolbox of the running binary: its target directory when it runs from one (as
-    /// `cargo xtask` and the tests do), else the repository's.
+    /// The toolbox of the running binary: `XTASK_TOOLS_DIR` when set; else its target
+    /// directory when it runs from one (as `cargo xtask` and the tests do); else the
+    /// repository's. The groups are pinned by the workspace the binary was built from
+    /// when it is still there, else by the repository's.
     pub fn current(project: &Project) -> Toolbox {
-        let built_from = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Utf8Path::to_owned);
+        let source = Some(Utf8Path::new(env!("CARGO_MANIFEST_DIR")))
+            .and_then(Utf8Path::parent)
+            .filter(|s| s.join("pyproject.toml").is_file() && s.join("uv.lock").is_file())
+            .map(Utf8Path::to_owned);
         let exe_target = std::env::current_exe()
             .ok()
             .and_then(|p| Utf8PathBuf::from_path_buf(p).ok())
             .and_then(|exe| exe.parent()?.parent().map(Utf8Path::to_owned))
             .filter(|t| t.join("CACHEDIR.TAG").is_file());
-        match (exe_target, built_from) {
-            (Some(target), Some(source)) if source.join("pyproject.toml").is_file() => Toolbox { dir: target.join("xtask/tools"), source },
-            _ => Toolbox { dir: project.target_dir().join("xtask/tools"), source: project.root.clone() },
-        }
+        let dir = match std::env::var("XTASK_TOOLS_DIR").ok().filter(|d| !d.is_empty()) {
+            Some(d) => Utf8PathBuf::from(d),
+            None => match (&exe_target, &source) {
+                (Some(target), Some(_)) => target.join("xtask/tools"),
+                _ => project.target_dir().join("xtask/tools"),
+            },
+        };
+        Toolbox { dir, source: source.unwrap_or_else(|| project.root.clone()) }
     }
 
     fn uv_dir(&self) -> Utf8PathBuf {
