@@ -209,3 +209,41 @@ fn push_commands_with_no_registry_fail_in_one_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("registry is `local`: images stay in the local Docker engine"), "{}", stderr(&out));
 }
+
+/// `doctor --format json`'s row for `name`: (status, detail).
+fn doctor_row(f: &Fixture, name: &str) -> (String, String) {
+    let out = f.xtask(&["doctor", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let row = rows.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {name} row: {rows}"));
+    (row["status"].as_str().unwrap().to_owned(), row["detail"].as_str().unwrap().to_owned())
+}
+
+fn plans_stand_in(f: &Fixture) -> bool {
+    f.build_json(&["lambda-build-all", "--dry-run"]).iter().any(|(id, _, _)| id == "tradai/python-base")
+}
+
+#[test]
+fn doctor_says_what_the_build_then_does() {
+    let mut reg = TestRegistry::start();
+    let digest = serve_base(&reg, "3.11");
+    let f = Fixture::new(&["alpha"]);
+    pin(&f, &format!("{}/test/python:3.11@{digest}", reg.host), "");
+
+    // Pullable: the base is pulled on the first build, and debootstrap is not needed.
+    let (status, detail) = doctor_row(&f, "Lambda base");
+    assert_eq!(status, "ok", "{detail}");
+    assert!(detail.contains("pulled on the first build"), "{detail}");
+    let (status, detail) = doctor_row(&f, "debootstrap");
+    assert!(status == "not-needed" || (status == "ok" && detail.contains("not needed here")), "{status}: {detail}");
+    assert!(!plans_stand_in(&f));
+
+    // Unreachable: the stand-in, and debootstrap is needed.
+    reg.kill();
+    let (status, detail) = doctor_row(&f, "Lambda base");
+    assert_eq!(status, "fallback", "{detail}");
+    assert!(detail.contains("the Debian stand-in") && detail.contains("is not reachable"), "{detail}");
+    let (status, detail) = doctor_row(&f, "debootstrap");
+    assert_ne!(status, "not-needed", "{detail}");
+    assert!(detail.contains("needed") && !detail.contains("not needed"), "{status}: {detail}");
+    assert!(plans_stand_in(&f));
+}

@@ -42,7 +42,10 @@ fn every_workflow_passes_actionlint_zizmor_and_the_schema() {
     assert!(err.contains("No findings to report"), "zizmor's own verdict: {err}");
     assert!(err.contains("ok     workflows schema"), "{err}");
     assert!(err.contains("\"status\": \"ok\""), "check-jsonschema's own verdict: {err}");
-    let bin = repo_root().join("target/xtask/ci-tools/bin");
+    // They came from the locked `workflow-lint` group the tool provisions.
+    let env = xtask(&repo_root(), &["tools", "path", "workflow-lint"]);
+    assert!(env.status.success(), "{}", stderr(&env));
+    let bin = std::path::PathBuf::from(String::from_utf8_lossy(&env.stdout).trim()).join("bin");
     for tool in ["actionlint", "zizmor", "check-jsonschema"] {
         assert!(bin.join(tool).is_file(), "{tool} is installed in {}", bin.display());
     }

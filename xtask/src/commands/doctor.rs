@@ -134,7 +134,11 @@ fn system(tool: SystemTool, needed_for: &'static str, needed: Result<(), String>
         SystemTool::DockerRegistry => "docker-registry",
     };
     if let Some(p) = find_program(tool.program()) {
-        return Check::new(name, needed_for, CheckStatus::Ok, p.to_string(), "");
+        let detail = match &needed {
+            Ok(()) => format!("{p} (not needed here)"),
+            Err(why) => format!("{p} (needed: {why})"),
+        };
+        return Check::new(name, needed_for, CheckStatus::Ok, detail, "");
     }
     let why_not = match needed {
         Ok(()) => {
