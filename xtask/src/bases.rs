@@ -13,11 +13,65 @@
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use camino::Utf8PathBuf;
 use serde::Deserialize;
 use xtask_image::ArgValue;
 use xtask_image::DockerEngine;
 
-use crate::project::{PYTHON_BASE_ID, Project};
+/// The target id of the Debian-built stand-in.
+pub const PYTHON_BASE_ID: &str = "tradai/python-base";
+
+/// `[python-base]` of `xtask.toml`: which Python base images the Dockerfiles are built from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PythonBaseConfig {
+    /// Upstream base of lambda-base, pinned: `name:tag@sha256:<digest>`.
+    #[serde(default = "default_lambda_base")]
+    pub lambda: String,
+    /// Upstream base of the service images, pinned the same way.
+    #[serde(default = "default_service_base")]
+    pub service: String,
+    /// `upstream` (the pinned images, the stand-in only when they cannot be had) or
+    /// `stand-in` (always the Debian-built stand-in).
+    #[serde(default, rename = "use")]
+    pub source: BaseSource,
+    /// Seconds the registry has to answer a pull of an upstream base.
+    #[serde(default = "default_pull_timeout")]
+    pub pull_timeout: u64,
+    /// The recipe of the Debian-built stand-in.
+    #[serde(default = "default_recipe")]
+    pub recipe: Utf8PathBuf,
+}
+
+impl Default for PythonBaseConfig {
+    fn default() -> Self {
+        PythonBaseConfig {
+            lambda: default_lambda_base(),
+            service: default_service_base(),
+            source: BaseSource::default(),
+            pull_timeout: default_pull_timeout(),
+            recipe: default_recipe(),
+        }
+    }
+}
+
+/// The pins shipped with the tool; `cargo xtask base-images --update` refreshes them.
+pub const DEFAULT_LAMBDA_BASE: &str =
+    "public.ecr.aws/lambda/python:3.11@sha256:d8a8324834a079dbdfc6551831325113512a147bf70003622412565f216e36e0";
+pub const DEFAULT_SERVICE_BASE: &str = "python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7";
+
+fn default_lambda_base() -> String {
+    DEFAULT_LAMBDA_BASE.into()
+}
+fn default_service_base() -> String {
+    DEFAULT_SERVICE_BASE.into()
+}
+fn default_pull_timeout() -> u64 {
+    20
+}
+fn default_recipe() -> Utf8PathBuf {
+    "docker/python-base".into()
+}
 
 /// Which base the images are built on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -131,8 +185,7 @@ impl Bases {
     /// Resolves both bases from the engine without pulling anything pinned. An unpinned
     /// base the engine lacks is pulled now (unless `dry_run`), since its content is only
     /// known once it is here.
-    pub fn resolve(project: &Project, engine: &DockerEngine, dry_run: bool) -> Result<Bases> {
-        let cfg = &project.config.python_base;
+    pub fn resolve(cfg: &PythonBaseConfig, engine: &DockerEngine, dry_run: bool) -> Result<Bases> {
         let one = |text: &str| -> Result<Base> {
             if cfg.source == BaseSource::StandIn {
                 return Ok(Base::StandIn { reason: "xtask.toml selects it ([python-base] use = \"stand-in\")".into() });
@@ -143,7 +196,7 @@ impl Bases {
                 None => engine.resolve(&image.exact())?,
             };
             if local.is_none() && image.digest.is_none() && !dry_run {
-                return Ok(match pull(project, engine, &image) {
+                return Ok(match pull(cfg, engine, &image) {
                     Ok(()) => Base::Upstream { local: engine.image_id(&image.exact())?, image },
                     Err(reason) => Base::StandIn { reason },
                 });
@@ -189,9 +242,9 @@ impl Bases {
     /// What a dry run says instead of pulling: each missing base is pulled if its registry
     /// answers, else the stand-in is used, exactly as a real run would decide. Returns
     /// whether anything fell back.
-    pub fn probe_missing(&mut self, project: &Project, roles: &[Role], say: &dyn Fn(&str)) -> bool {
+    pub fn probe_missing(&mut self, cfg: &PythonBaseConfig, roles: &[Role], say: &dyn Fn(&str)) -> bool {
         let mut fell_back = false;
-        let timeout = Duration::from_secs(project.config.python_base.pull_timeout.min(10));
+        let timeout = Duration::from_secs(cfg.pull_timeout.min(10));
         for (role, image) in self.missing(roles) {
             match probe_registry(&image, timeout) {
                 Ok(()) => say(&format!("would pull the upstream base {} (not in the local Docker engine)", image.exact())),
@@ -208,7 +261,7 @@ impl Bases {
     /// be pulled falls back to the stand-in, with the reason kept for the caller to print
     /// once. Returns whether
     /// anything fell back (the targets must then be made again).
-    pub fn pull_missing(&mut self, project: &Project, engine: &DockerEngine, roles: &[Role], say: &dyn Fn(&str)) -> bool {
+    pub fn pull_missing(&mut self, cfg: &PythonBaseConfig, engine: &DockerEngine, roles: &[Role], say: &dyn Fn(&str)) -> bool {
         let mut fell_back = false;
         let mut done: Vec<(String, Result<(), String>)> = Vec::new();
         for (role, image) in self.missing(roles) {
@@ -216,7 +269,7 @@ impl Bases {
                 Some((_, r)) => r.clone(),
                 None => {
                     say(&format!("pulling the upstream base {} (not in the local Docker engine)", image.exact()));
-                    let r = pull(project, engine, &image);
+                    let r = pull(cfg, engine, &image);
                     done.push((image.exact(), r.clone()));
                     r
                 }
@@ -261,8 +314,8 @@ pub fn probe_registry(image: &ImageRef, timeout: Duration) -> Result<(), String>
 }
 
 /// Pulls one upstream base with the configured timeout for the registry to answer.
-fn pull(project: &Project, engine: &DockerEngine, image: &ImageRef) -> Result<(), String> {
-    let reach = Duration::from_secs(project.config.python_base.pull_timeout);
+fn pull(cfg: &PythonBaseConfig, engine: &DockerEngine, image: &ImageRef) -> Result<(), String> {
+    let reach = Duration::from_secs(cfg.pull_timeout);
     engine.pull(&image.exact(), reach, Duration::from_secs(30 * 60)).map_err(|e| format!("{e:#}"))
 }
 

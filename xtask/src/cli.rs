@@ -147,30 +147,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
 
-/// Seed recipe names that take their first argument from the name (`just
-/// infra-up-compute dev` is `cargo xtask infra-up compute dev`).
-pub const ALIASES: &[(&str, &[&str])] = &[
-    ("infra-up-persistent", &["infra-up", "persistent"]),
-    ("infra-up-foundation", &["infra-up", "foundation"]),
-    ("infra-up-compute", &["infra-up", "compute"]),
-    ("infra-up-edge", &["infra-up", "edge"]),
-    ("infra-preview-persistent", &["infra-preview", "persistent"]),
-    ("infra-preview-foundation", &["infra-preview", "foundation"]),
-    ("infra-preview-compute", &["infra-preview", "compute"]),
-    ("infra-preview-edge", &["infra-preview", "edge"]),
-];
-
-/// Rewrites a seed recipe alias into the canonical command.
-pub fn expand_aliases(mut args: Vec<String>) -> Vec<String> {
-    // Find the first argument that is not an option (the command).
-    let Some(pos) = args.iter().skip(1).position(|a| !a.starts_with('-')).map(|p| p + 1) else {
-        return args;
-    };
-    if let Some((_, expansion)) = ALIASES.iter().find(|(alias, _)| *alias == args[pos]) {
-        args.splice(pos..=pos, expansion.iter().map(|s| (*s).to_owned()));
-    }
-    args
-}
+use crate::aliases::ALIASES;
 
 /// The grouped command list shown by `--help` and by `cargo xtask` alone.
 pub fn grouped_commands() -> String {
@@ -279,7 +256,7 @@ mod tests {
     fn aliases_expand_to_real_commands() {
         for (alias, expansion) in ALIASES {
             assert!(Cli::command().find_subcommand(expansion[0]).is_some(), "{alias} expands to unknown {}", expansion[0]);
-            let args = expand_aliases(vec!["xtask".into(), (*alias).into(), "dev".into()]);
+            let args = crate::aliases::expand_aliases(vec!["xtask".into(), (*alias).into(), "dev".into()]);
             assert_eq!(&args[1..args.len() - 1], *expansion);
         }
     }

@@ -3,6 +3,7 @@
 //! `main` parses the command line and dispatches; each command family lives in its own
 //! module under `commands/`.
 
+mod aliases;
 mod bases;
 mod cli;
 mod commands;
@@ -10,12 +11,13 @@ mod confirm;
 mod ecr;
 mod project;
 mod publish;
+mod target_dir;
 mod tools;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = cli::expand_aliases(std::env::args().collect());
+    let args = aliases::expand_aliases(std::env::args().collect());
     let cli = match cli::parse(args) {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -26,7 +26,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 use sha2::{Digest as _, Sha256};
 use xtask_engine::{Cmd, ProcessError};
 
-use crate::project::Project;
+use crate::target_dir::target_dir;
 
 /// The uv release every command uses.
 pub const UV_VERSION: &str = "0.13.9";
@@ -116,7 +116,7 @@ impl Toolbox {
     /// directory when it runs from one (as `cargo xtask` and the tests do); else the
     /// repository's. The groups are pinned by the workspace the binary was built from
     /// when it is still there, else by the repository's.
-    pub fn current(project: &Project) -> Toolbox {
+    pub fn current(root: &Utf8Path) -> Toolbox {
         let source = Some(Utf8Path::new(env!("CARGO_MANIFEST_DIR")))
             .and_then(Utf8Path::parent)
             .filter(|s| s.join("pyproject.toml").is_file() && s.join("uv.lock").is_file())
@@ -130,10 +130,10 @@ impl Toolbox {
             Some(d) => Utf8PathBuf::from(d),
             None => match (&exe_target, &source) {
                 (Some(target), Some(_)) => target.join("xtask/tools"),
-                _ => project.target_dir().join("xtask/tools"),
+                _ => target_dir(root).join("xtask/tools"),
             },
         };
-        Toolbox { dir, source: source.unwrap_or_else(|| project.root.clone()) }
+        Toolbox { dir, source: source.unwrap_or_else(|| root.to_owned()) }
     }
 
     fn uv_dir(&self) -> Utf8PathBuf {
@@ -214,6 +214,7 @@ impl Toolbox {
                 .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .run()
+                .map_err(Box::new)
         };
         if install().is_err() {
             Cmd::new("apt-get", "update the package lists").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive").run()?;

@@ -216,3 +216,26 @@ fn assert_state_matches_engine(f: &Fixture) {
         }
     }
 }
+
+#[test]
+fn state_lives_in_the_cargo_target_directory() {
+    let f = Fixture::new(&["alpha"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let t = {
+        let mut cmd = f.command(&["lambda-build-all", "--json"]);
+        cmd.env("CARGO_TARGET_DIR", elsewhere.path());
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        parse_targets(&out.stdout)
+    };
+    assert_eq!(with_status(&t, "built").len(), 3, "{t:?}");
+    assert!(elsewhere.path().join("xtask/state.json").is_file(), "state follows CARGO_TARGET_DIR");
+    assert!(!f.path().join("target").exists(), "nothing is written to the default target/");
+
+    // The same through `build.target-dir` in the repository's .cargo/config.toml.
+    f.write(".cargo/config.toml", "[build]\ntarget-dir = \"out\"\n");
+    let out = f.xtask(&["lambda-build-all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(f.path().join("out/xtask/state.json").is_file());
+    assert!(!f.path().join("target").exists());
+}

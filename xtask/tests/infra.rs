@@ -1,6 +1,6 @@
 //! `cargo xtask infra-*` end to end: the real binary, a temporary copy of the repository's
 //! Pulumi programs (`infra/<stack>/Pulumi*.yaml`, `__main__.py`, `modules/`), the Pulumi
-//! test double (`crates/pulumi-double`, first on PATH) and a real OCI registry on loopback
+//! test double (`xtask/pulumi-double`, first on PATH) and a real OCI registry on loopback
 //! holding the images compute deploys. The double logs every invocation (argv and the
 //! names of its environment variables), which is what the ordering assertions read.
 

@@ -80,3 +80,22 @@ impl SpawnOutput for Command {
         std::thread::spawn(move || self.output().unwrap())
     }
 }
+
+#[test]
+fn doctor_fix_provisions_what_it_can_and_the_table_then_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctor = |args: &[&str]| {
+        let out = Command::new(bin()).arg("doctor").args(args).env("XTASK_TOOLS_DIR", dir.path()).env("PATH", path_without_uv()).output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
+    };
+    let row = |table: &str, name: &str| table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}:\n{table}")).to_owned();
+    let (before, _) = doctor(&[]);
+    for name in ["uv ", "test servers", "workflow linters"] {
+        assert!(row(&before, name).contains("on-first-use"), "{before}");
+    }
+    let (after, err) = doctor(&["--fix"]);
+    for name in ["uv ", "test servers", "workflow linters"] {
+        assert!(row(&after, name).contains(" ok "), "{name} after --fix:\n{after}\n{err}");
+    }
+    assert!(err.contains("installing uv") && err.contains("installing test-servers") && err.contains("installing workflow-lint"), "{err}");
+}

@@ -42,10 +42,10 @@ impl BaseImagesArgs {
         if self.update {
             return self.update(project, &engine);
         }
-        let mut bases = Bases::resolve(project, &engine, true)?;
+        let mut bases = Bases::resolve(&project.config.python_base, &engine, true)?;
         if self.pull {
             let say = |l: &str| eprintln!("{l}");
-            if bases.pull_missing(project, &engine, &[Role::Lambda, Role::Service], &say) {
+            if bases.pull_missing(&project.config.python_base, &engine, &[Role::Lambda, Role::Service], &say) {
                 return Ok(ExitCode::FAILURE);
             }
         }

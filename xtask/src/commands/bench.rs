@@ -143,7 +143,7 @@ fn copy_repo(src: &Utf8Path, dest: &Utf8Path) -> Result<()> {
         }
     }
     // Seed with this checkout's state: the images it built are reused, as on a developer's machine.
-    let state = crate::project::target_dir(src).join("xtask/state.json");
+    let state = crate::target_dir::target_dir(src).join("xtask/state.json");
     if state.is_file() {
         fs::create_dir_all(dest.join("target/xtask"))?;
         fs::copy(&state, dest.join("target/xtask/state.json"))?;
@@ -212,7 +212,7 @@ impl BenchArgs {
 /// it, else the Debian-built stand-in.
 fn python_base_ref(project: &Project) -> Result<String> {
     let engine = xtask_image::DockerEngine::new();
-    match crate::bases::Bases::resolve(project, &engine, true)?.lambda {
+    match crate::bases::Bases::resolve(&project.config.python_base, &engine, true)?.lambda {
         crate::bases::Base::Upstream { image, local: Some(_) } => Ok(image.exact()),
         _ => Ok("tradai/python-base:latest".into()),
     }

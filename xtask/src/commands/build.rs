@@ -13,7 +13,8 @@ use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execut
 use xtask_image::DockerEngine;
 
 use crate::bases::{Bases, Role};
-use crate::project::{LAMBDA_BASE_ID, PYTHON_BASE_ID, Project, lambda_image, service_image};
+use crate::bases::PYTHON_BASE_ID;
+use crate::project::{LAMBDA_BASE_ID, Project, lambda_image, service_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
@@ -104,7 +105,7 @@ fn run_with(
         bail!("nowhere to push: no registry is configured; pass --registry ecr (or host:port), or set XTASK_REGISTRY");
     }
     let engine = Arc::new(DockerEngine::new());
-    let mut bases = Bases::resolve(project, &engine, args.dry_run)?;
+    let mut bases = Bases::resolve(&project.config.python_base, &engine, args.dry_run)?;
     let mut targets = project.targets(&engine, &bases)?;
     let selected: Vec<String> = match &selection {
         Selection::AllLambdas | Selection::Bootstrap | Selection::LambdaPush => {
@@ -158,7 +159,7 @@ fn run_with(
     let roles = base_roles_to_build(project, &plan)?;
     let say = |l: &str| progress.line(l);
     let fell_back =
-        if args.dry_run { bases.probe_missing(project, &roles, &say) } else { bases.pull_missing(project, &engine, &roles, &say) };
+        if args.dry_run { bases.probe_missing(&project.config.python_base, &roles, &say) } else { bases.pull_missing(&project.config.python_base, &engine, &roles, &say) };
     if fell_back {
         targets = project.targets(&engine, &bases)?;
         order = closure(&targets, &selected)?;
@@ -374,38 +375,13 @@ pub fn version(project: &Project) -> String {
         .run();
     match tag {
         Ok(o) if !o.stdout.trim().is_empty() => o.stdout.trim().to_owned(),
-        _ => format!("manual-{}", utc_stamp(xtask_engine::state::now_secs())),
+        _ => format!("manual-{}", xtask_engine::state::utc_stamp(xtask_engine::state::now_secs())),
     }
-}
-
-/// `YYYYMMDDHHMMSS` for a Unix time, in UTC.
-pub fn utc_stamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn utc_stamp_formats_known_instants() {
-        assert_eq!(utc_stamp(0), "19700101000000");
-        assert_eq!(utc_stamp(1_774_700_000), "20260328121320");
-        assert_eq!(utc_stamp(951_782_400), "20000229000000");
-    }
 
     #[test]
     fn unused_status_variant_is_serialised_kebab_case() {

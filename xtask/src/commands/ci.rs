@@ -110,13 +110,15 @@ pub struct VerdictArgs {
 }
 
 impl CiArgs {
-    pub fn run(self, project: &Project) -> Result<ExitCode> {
+    /// `cli` is the command line's definition (`Cli::command()`): `ci workflows` checks
+    /// every `cargo xtask` call of the workflows against it.
+    pub fn run(self, project: &Project, cli: clap::Command) -> Result<ExitCode> {
         let github = Github::detect();
         match self.job {
             Some(CiJob::Changes(args)) => changes(project, &github, &args),
             Some(CiJob::Verdict(args)) => verdict(&github, &args),
             Some(job) => {
-                let mut ci = Gate::new(project, github)?;
+                let mut ci = Gate::new(project, github, cli)?;
                 match job {
                     CiJob::Lint => ci.lint(),
                     CiJob::Typecheck => ci.typecheck(),
@@ -140,7 +142,7 @@ impl CiArgs {
                     }
                     None => xtask_ci::everything(&repo),
                 };
-                let mut ci = Gate::new(project, github)?;
+                let mut ci = Gate::new(project, github, cli)?;
                 ci.lint()?;
                 ci.typecheck()?;
                 ci.security(self.skip_audit)?;
@@ -303,14 +305,16 @@ struct Gate<'a> {
     results: Vec<JobResult>,
     /// Whether the Python workspace's tools were found or installed (once per run).
     python_ready: bool,
+    /// The command line's definition, for checking the workflows' calls.
+    cli: clap::Command,
 }
 
 impl<'a> Gate<'a> {
-    fn new(project: &'a Project, github: Github) -> Result<Self> {
+    fn new(project: &'a Project, github: Github, cli: clap::Command) -> Result<Self> {
         let uv = project.uv();
         let out_dir = project.state_dir().join("ci");
         fs::create_dir_all(&out_dir).with_context(|| format!("failed to create {out_dir}"))?;
-        Ok(Gate { project, github, uv, out_dir, results: Vec::new(), python_ready: false })
+        Ok(Gate { project, github, uv, out_dir, results: Vec::new(), python_ready: false, cli })
     }
 
     fn root(&self) -> &Utf8Path {
@@ -596,7 +600,7 @@ impl<'a> Gate<'a> {
         let started = Instant::now();
         let report = xtask_ci::workflows::check(&dir, WORKFLOWS_DIR).context("failed to read the workflows")?;
         let mut diagnostics = report.diagnostics;
-        diagnostics.extend(check_xtask_calls(&dir));
+        diagnostics.extend(check_xtask_calls(&dir, &self.cli));
         let ok = diagnostics.is_empty();
         let note = format!("{} workflows, {} run steps, {} setup actions", report.files.len(), report.run_steps, report.uses_steps);
         self.record(JobResult { name: "workflows policy".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
@@ -906,9 +910,7 @@ fn under_dir(mut d: Diagnostic, dir: &str) -> Diagnostic {
 /// Every `cargo xtask ...` line of the workflows names a real command and only flags
 /// that command has (seed aliases expanded), so a renamed command or flag fails here
 /// rather than in a deployment.
-fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
-    use clap::CommandFactory as _;
-    let cli = crate::cli::Cli::command();
+fn check_xtask_calls(dir: &Utf8Path, cli: &clap::Command) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for file in xtask_ci::workflows::workflow_files(dir) {
         let Ok(text) = fs::read_to_string(dir.join(&file)) else {
@@ -924,8 +926,8 @@ fn check_xtask_calls(dir: &Utf8Path) -> Vec<Diagnostic> {
             let rel = format!("{WORKFLOWS_DIR}/{file}");
             let mut words: Vec<String> = vec!["xtask".into()];
             words.extend(line[at + "cargo xtask".len()..].split_whitespace().map(|w| w.trim_matches('"').trim_matches('\'').to_owned()));
-            let words = crate::cli::expand_aliases(words);
-            let mut command = &cli;
+            let words = crate::aliases::expand_aliases(words);
+            let mut command = cli;
             let mut path = Vec::new();
             for word in words.iter().skip(1).take_while(|w| !w.starts_with('-')) {
                 match command.find_subcommand(word) {

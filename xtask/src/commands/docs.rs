@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use camino::{Utf8Path, Utf8PathBuf};
-use clap::{Args, CommandFactory as _};
+use clap::Args;
 use xtask_ci::github::markdown_table;
 use xtask_ci::{Diagnostic, Github};
 
-use crate::cli::{ALIASES, Cli};
+use crate::aliases::ALIASES;
 use crate::project::Project;
 
 #[derive(Debug, Args)]
@@ -23,12 +23,13 @@ pub struct DocsFreshnessArgs {}
 const SKIP_DIRS: &[&str] = &["target", "node_modules", "__pycache__"];
 
 impl DocsFreshnessArgs {
-    pub fn run(&self, project: &Project) -> Result<ExitCode> {
+    /// `cli` is the command line's definition (`Cli::command()`), whose commands the docs
+    /// must mention.
+    pub fn run(&self, project: &Project, cli: &clap::Command) -> Result<ExitCode> {
         let github = Github::detect();
         let root = &project.root;
         let markdown = markdown_files(root);
         let documented: Vec<&Utf8PathBuf> = markdown.iter().filter(|p| is_command_doc(root, p)).collect();
-        let cli = Cli::command();
         let commands: BTreeSet<String> = cli.get_subcommands().map(|c| c.get_name().to_owned()).collect();
         let aliases: BTreeSet<String> = ALIASES.iter().map(|(a, _)| (*a).to_owned()).collect();
 

@@ -19,7 +19,8 @@ use xtask_image::DockerEngine;
 
 use crate::bases::{Bases, Role};
 use crate::commands::base_images::verdict;
-use crate::project::{PYTHON_BASE_ID, Project};
+use crate::bases::PYTHON_BASE_ID;
+use crate::project::Project;
 use crate::tools::{HostFacts, SystemTool, Toolbox, find_program, offline};
 
 #[derive(Debug, Args)]
@@ -212,7 +213,7 @@ pub fn checks(root: Option<&Utf8Path>) -> Vec<Check> {
     let host = HostFacts::read();
     match &project {
         Ok(project) => {
-            let tools = Toolbox::current(project);
+            let tools = Toolbox::current(&project.root);
             for t in tools.states() {
                 let (name, needed_for) = match t.name.as_str() {
                     "uv" => ("uv", "wheels and Python tests"),
@@ -222,7 +223,7 @@ pub fn checks(root: Option<&Utf8Path>) -> Vec<Check> {
                 out.push(provisioned(name, needed_for, t.installed, &t.path, &t.pin));
             }
             let engine = std::sync::Arc::new(DockerEngine::new());
-            let bases = if engine_ok { Bases::resolve(project, &engine, true).ok() } else { None };
+            let bases = if engine_ok { Bases::resolve(&project.config.python_base, &engine, true).ok() } else { None };
             match &bases {
                 Some(bases) => {
                     for (name, role) in [("Lambda base", Role::Lambda), ("service base", Role::Service)] {
@@ -323,11 +324,11 @@ impl DoctorArgs {
 /// pulls the missing bases. Failures are reported; the table that follows shows the rest.
 fn fix(root: Option<&Utf8Path>) -> Result<()> {
     let project = Project::locate(root)?;
-    let tools = Toolbox::current(&project);
+    let tools = Toolbox::current(&project.root);
     let engine = std::sync::Arc::new(DockerEngine::new());
     let mut system = vec![SystemTool::DockerRegistry];
-    if let Ok(mut bases) = Bases::resolve(&project, &engine, true) {
-        bases.pull_missing(&project, &engine, &[Role::Lambda, Role::Service], &|l| eprintln!("{l}"));
+    if let Ok(mut bases) = Bases::resolve(&project.config.python_base, &engine, true) {
+        bases.pull_missing(&project.config.python_base, &engine, &[Role::Lambda, Role::Service], &|l| eprintln!("{l}"));
         if stand_in_needed(&project, &engine, &bases).is_err() && crate::tools::is_root() {
             system.push(SystemTool::Debootstrap);
         }

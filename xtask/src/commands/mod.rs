@@ -16,6 +16,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use clap::CommandFactory as _;
+
 use crate::cli::{Cli, Command};
 use crate::project::Project;
 
@@ -46,8 +48,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("Docker is logged in to {} (the token is valid for 12 hours)", ecr.name());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ci(args) => args.run(&Project::locate(root)?),
-        Command::DocsFreshness(args) => args.run(&Project::locate(root)?),
+        Command::Ci(args) => args.run(&Project::locate(root)?, crate::cli::Cli::command()),
+        Command::DocsFreshness(args) => args.run(&Project::locate(root)?, &crate::cli::Cli::command()),
         Command::DevcontainerBuild(args) => args.run(&Project::locate(root)?),
         Command::EcsStatus(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),

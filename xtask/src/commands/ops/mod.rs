@@ -154,7 +154,7 @@ impl Drop for Watch {
 
 /// `YYYY-MM-DD HH:MM UTC` for Unix seconds.
 pub fn utc_time(secs: u64) -> String {
-    let s = crate::commands::build::utc_stamp(secs);
+    let s = xtask_engine::state::utc_stamp(secs);
     format!("{}-{}-{} {}:{} UTC", &s[0..4], &s[4..6], &s[6..8], &s[8..10], &s[10..12])
 }
 

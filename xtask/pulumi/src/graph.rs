@@ -374,7 +374,7 @@ pub fn check_programs(infra_dir: &Path) -> Vec<String> {
             let extra: Vec<&String> = refs.difference(&expected).collect();
             let missing: Vec<&String> = expected.difference(&refs).collect();
             problems.push(format!(
-                "{shown} reads stacks {refs:?} through stack_ref but the graph (crates/pulumi/src/graph.rs) says {expected:?}: not in the graph {extra:?}, never read {missing:?}; change the graph or the program so they agree"
+                "{shown} reads stacks {refs:?} through stack_ref but the graph (xtask/pulumi/src/graph.rs) says {expected:?}: not in the graph {extra:?}, never read {missing:?}; change the graph or the program so they agree"
             ));
         }
     }

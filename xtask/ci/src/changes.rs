@@ -74,7 +74,7 @@ pub struct Affected {
     pub infra: bool,
     /// Whether documentation changed (`docs/`, any `*.md`, `mkdocs.yml`).
     pub docs: bool,
-    /// Whether the build tool or the workflows changed (`crates/`, `xtask/`, `.cargo/`,
+    /// Whether the build tool or the workflows changed (`xtask/`, `.cargo/`,
     /// `.github/`, `Cargo.*`): the tool's own tests run.
     pub rust: bool,
     /// Whether a workflow changed (`.github/`): the workflow checks run.
@@ -202,7 +202,7 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         if file.starts_with("docs/") || file.ends_with(".md") || file == "mkdocs.yml" {
             a.docs = true;
         }
-        if ["crates/", "xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock"
+        if ["xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock"
         {
             a.rust = true;
         }
