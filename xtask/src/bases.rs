@@ -213,6 +213,10 @@ impl Bases {
         }
     }
 
+    pub fn set(&mut self, role: Role, base: Base) {
+        *self.get_mut(role) = base;
+    }
+
     fn get_mut(&mut self, role: Role) -> &mut Base {
         match role {
             Role::Lambda => &mut self.lambda,

@@ -23,11 +23,22 @@ pub enum RegistryChoice {
     Remote(Box<dyn Registry>),
 }
 
-/// The registry setting: `--registry`, else `XTASK_REGISTRY`, else `xtask.toml`'s
-/// `[registry] default`, else `local`.
+/// The registry setting, resolved the same way by every command: `--registry`, else
+/// `XTASK_REGISTRY`, else `xtask.toml`'s `[registry] default`, else `local`.
 pub fn setting(project: &Project, flag: Option<&str>) -> String {
+    configured(project, flag).unwrap_or_else(|| "local".into())
+}
+
+/// The same resolution for commands that deploy images a registry holds (`infra-*` for
+/// compute, `rollback`): with nothing configured they read ECR, where deployments pull
+/// from; `local` is not a registry to deploy from.
+pub fn deploy_setting(project: &Project, flag: Option<&str>) -> String {
+    configured(project, flag).unwrap_or_else(|| "ecr".into())
+}
+
+fn configured(project: &Project, flag: Option<&str>) -> Option<String> {
     let env = std::env::var("XTASK_REGISTRY").ok().filter(|v| !v.is_empty());
-    flag.map(str::to_owned).or(env).or_else(|| project.config.registry.default.clone()).unwrap_or_else(|| "local".into())
+    flag.map(str::to_owned).or(env).or_else(|| project.config.registry.default.clone())
 }
 
 /// Connects to the registry the setting names (see [`setting`]).

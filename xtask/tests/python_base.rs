@@ -16,7 +16,8 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
     let f = Fixture::new(&["alpha"]);
     f.write(
         "xtask.toml",
-        "[build]\ntag-latest = false\n\n[python-base]\nlambda = \"xtask-test/not-loaded:1\"\nservice = \"xtask-test/not-loaded:1\"\nrecipe = \"docker/python-base\"\n",
+        // Pinned to a registry where nothing listens: the pull fails at once.
+        &format!("[build]\ntag-latest = false\n\n[python-base]\nlambda = \"{UNREACHABLE}\"\nservice = \"{UNREACHABLE}\"\nrecipe = \"docker/python-base\"\n"),
     );
     let recipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/python-base");
     std::fs::create_dir_all(f.path().join("docker")).unwrap();
@@ -32,6 +33,7 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
     }
     assert!(out.status.success(), "{err}");
     assert!(err.contains("building the Debian-based stand-in tradai/python-base"), "it says so: {err}");
+    assert!(err.contains("could not be pulled"), "and why: {err}");
     let t = parse_targets(&out.stdout);
     let ids: Vec<&str> = t.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, ["tradai-common", "tradai/python-base", "tradai/lambda-base", "tradai/lambda-alpha"]);
@@ -48,6 +50,18 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "(3, 11) /var/task");
 
-    let again = f.build_json(&["lambda-build-all"]);
-    assert_eq!(with_status(&again, "skipped").len(), 4, "{again:?}");
+    // Nothing changed: up to date on the stand-in, without trying the pull again.
+    let out = f.xtask(&["lambda-build-all", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(with_status(&parse_targets(&out.stdout), "skipped").len(), 4, "{err}");
+    assert!(err.contains("up to date on the Debian stand-in base") && !err.contains("pulling"), "{err}");
+
+    // A handler edit rebuilds that image; the upstream base is tried first, then the
+    // stand-in is used again, with nothing else rebuilt.
+    f.append("lambdas/alpha/handler.py", "# edited\n");
+    let t = f.build_json(&["lambda-build-all"]);
+    assert_eq!(with_status(&t, "built"), ["tradai/lambda-alpha"], "{t:?}");
 }
+
+const UNREACHABLE: &str = "127.0.0.1:9/upstream/python:3.11@sha256:0000000000000000000000000000000000000000000000000000000000000000";

@@ -12,7 +12,7 @@ use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute};
 use xtask_image::DockerEngine;
 
-use crate::bases::{Bases, Role};
+use crate::bases::{Base, Bases, Role};
 use crate::bases::PYTHON_BASE_ID;
 use crate::project::{LAMBDA_BASE_ID, Project, lambda_image, service_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
@@ -106,7 +106,6 @@ fn run_with(
     }
     let engine = Arc::new(DockerEngine::new());
     let mut bases = Bases::resolve(&project.config.python_base, &engine, args.dry_run)?;
-    let mut targets = project.targets(&engine, &bases)?;
     let selected: Vec<String> = match &selection {
         Selection::AllLambdas | Selection::Bootstrap | Selection::LambdaPush => {
             let mut s = vec![LAMBDA_BASE_ID.to_owned()];
@@ -133,7 +132,6 @@ fn run_with(
             names.iter().map(|s| service_image(s)).collect()
         }
     };
-    let mut order = closure(&targets, &selected)?;
     let progress = Progress::detect(false);
 
     let store = project.state_store();
@@ -147,27 +145,59 @@ fn run_with(
         RegistryChoice::Local => None,
     };
     let publishing = selection.publishes() && cache.is_some();
-    let version = if selection.publishes() { version(project) } else { String::new() };
+    let version = if publishing { version(project) } else { String::new() };
     if publishing {
         progress.line(&format!("version {version}"));
     }
     let files = project.file_cache();
     let remote = cache.as_ref().map(|c| c as &dyn xtask_engine::RemoteCache);
-    let mut plan = make_plan(&order, &selected, &state, &files, remote)?;
-
-    // The pinned upstream bases are pulled only when something will be built on them.
-    let roles = base_roles_to_build(project, &plan)?;
-    let say = |l: &str| progress.line(l);
-    let fell_back =
-        if args.dry_run { bases.probe_missing(&project.config.python_base, &roles, &say) } else { bases.pull_missing(&project.config.python_base, &engine, &roles, &say) };
-    if fell_back {
-        targets = project.targets(&engine, &bases)?;
-        order = closure(&targets, &selected)?;
-        plan = make_plan(&order, &selected, &state, &files, remote)?;
+    let plan_with = |bases: &Bases| -> Result<(Vec<xtask_engine::Target>, xtask_engine::Plan)> {
+        let targets = project.targets(&engine, bases)?;
+        let order = closure(&targets, &selected)?;
+        let plan = make_plan(&order, &selected, &state, &files, remote)?;
+        Ok((targets, plan))
+    };
+    // Where the upstream base is missing and the last build here was on the stand-in,
+    // plan on the stand-in first: when that is all up to date, the run is a no-op, with
+    // no pull attempted. Otherwise plan on the upstream base and pull it if a build needs it.
+    let absent = bases.missing(&[Role::Lambda, Role::Service]);
+    let built_on_stand_in = state.targets.values().any(|r| r.inputs.deps.contains_key(PYTHON_BASE_ID));
+    let mut kept = None;
+    if built_on_stand_in && !absent.is_empty() {
+        let mut guess = bases.clone();
+        for (role, image) in &absent {
+            guess.set(*role, Base::StandIn { reason: format!("{} is not in the local Docker engine", image.exact()) });
+        }
+        let (t, p) = plan_with(&guess)?;
+        if p.to_build().next().is_none() {
+            progress.line(&format!(
+                "up to date on the Debian stand-in base ({} is not in the local engine; `cargo xtask base-images --pull` fetches it)",
+                absent[0].1.exact()
+            ));
+            kept = Some((guess, t, p));
+        }
     }
+    let (targets, plan) = match kept {
+        Some((guess, t, p)) => {
+            bases = guess;
+            (t, p)
+        }
+        None => {
+            let (mut targets, mut plan) = plan_with(&bases)?;
+            // The pinned upstream bases are pulled only when something will be built on them.
+            let roles = base_roles_to_build(project, &plan)?;
+            let say = |l: &str| progress.line(l);
+            let cfg = &project.config.python_base;
+            let fell_back = if args.dry_run { bases.probe_missing(cfg, &roles, &say) } else { bases.pull_missing(cfg, &engine, &roles, &say) };
+            if fell_back {
+                (targets, plan) = plan_with(&bases)?;
+            }
+            (targets, plan)
+        }
+    };
     files.save()?;
 
-    if let Some(reason) = bases.stand_in().filter(|_| order.iter().any(|t| t.id == PYTHON_BASE_ID)) {
+    if let Some(reason) = bases.stand_in().filter(|_| plan.items.iter().any(|i| i.id == PYTHON_BASE_ID)) {
         if publishing && registry_setting == "ecr" && !args.allow_standin_base {
             bail!(
                 "refusing to publish to ECR images built on the Debian stand-in base ({reason}); production images must run on AWS's base: make it pullable (`cargo xtask base-images`), or pass --allow-standin-base"

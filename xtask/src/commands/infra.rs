@@ -49,7 +49,7 @@ pub struct ProdArgs {
 /// Where the images compute deploys are checked.
 #[derive(Debug, Args, Clone)]
 pub struct ImageArgs {
-    /// Registry holding the images compute deploys: `ecr` or host[:port] (default: XTASK_REGISTRY, then ecr)
+    /// Registry holding the images compute deploys: `ecr` or host[:port] (default: XTASK_REGISTRY, then xtask.toml, then ecr)
     #[arg(long, value_name = "REGISTRY")]
     pub registry: Option<String>,
     /// Tag whose digest compute pins each image to
@@ -58,8 +58,8 @@ pub struct ImageArgs {
 }
 
 impl ImageArgs {
-    fn registry_name(&self) -> String {
-        self.registry.clone().or_else(|| std::env::var("XTASK_REGISTRY").ok().filter(|v| !v.is_empty())).unwrap_or_else(|| "ecr".into())
+    fn registry_name(&self, project: &Project) -> String {
+        publish::deploy_setting(project, self.registry.as_deref())
     }
 }
 
@@ -200,7 +200,7 @@ impl Infra {
             };
             required.push(Required { set: *set, repositories });
         }
-        let name = args.registry_name();
+        let name = args.registry_name(&self.project);
         let lookup: Box<dyn ImageRegistry + '_> = if name == "ecr" {
             // ECR: the operations' Lambda image check (`lambda-check-images`), same calls.
             let aws = ops::connect(&self.project, id.env).with_context(|| format!("cannot check the images {id} deploys in ECR"))?;
@@ -279,7 +279,7 @@ impl Infra {
 /// `cargo xtask --root <root> <publish command> --registry <registry>`, run with this same
 /// executable, or the `XTASK_BOOTSTRAP_IMAGES_CMD` override.
 fn publish_command(project: &Project, set: ImageSet, images: &ImageArgs) -> Result<Cmd> {
-    let registry = images.registry_name();
+    let registry = images.registry_name(project);
     let purpose = format!("publish the {}", set.name());
     let cmd = match std::env::var(BOOTSTRAP_IMAGES_CMD_VAR).ok().filter(|v| !v.trim().is_empty()) {
         Some(over) => {

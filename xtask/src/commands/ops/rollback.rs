@@ -90,12 +90,7 @@ impl RollbackArgs {
         if !self.dry_run {
             confirm(&self.change, &format!("roll everything back to {tag}"))?;
         }
-        let registry_name = self
-            .registry
-            .clone()
-            .or_else(|| std::env::var("XTASK_REGISTRY").ok().filter(|v| !v.is_empty()))
-            .or_else(|| project.config.registry.default.clone())
-            .unwrap_or_else(|| "ecr".into());
+        let registry_name = publish::deploy_setting(project, self.registry.as_deref());
         let registry = match publish::choose(project, Some(&registry_name))? {
             RegistryChoice::Remote(r) => r,
             RegistryChoice::Local => bail!("rollback finds the images of {tag} in a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
