@@ -206,6 +206,18 @@ impl Bases {
         Ok(Bases { lambda: one(&cfg.lambda)?, service: one(&cfg.service)? })
     }
 
+    /// The bases as configured, without asking the engine anything: what change
+    /// detection hashes with (a pinned base counts by its digest).
+    pub fn pinned(cfg: &PythonBaseConfig) -> Result<Bases> {
+        let one = |text: &str| -> Result<Base> {
+            Ok(match cfg.source {
+                BaseSource::StandIn => Base::StandIn { reason: "xtask.toml selects it ([python-base] use = \"stand-in\")".into() },
+                BaseSource::Upstream => Base::Upstream { image: ImageRef::parse(text)?, local: None },
+            })
+        };
+        Ok(Bases { lambda: one(&cfg.lambda)?, service: one(&cfg.service)? })
+    }
+
     pub fn get(&self, role: Role) -> &Base {
         match role {
             Role::Lambda => &self.lambda,

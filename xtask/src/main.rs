@@ -5,6 +5,7 @@
 
 mod aliases;
 mod bases;
+mod changes;
 mod cli;
 mod commands;
 mod confirm;

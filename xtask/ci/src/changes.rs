@@ -1,5 +1,6 @@
-//! What a set of changed files affects: the test matrix entries to run and the images to
-//! rebuild, each with the reason, derived from the [`Repo`] model.
+//! What a set of changed files affects: the test matrix entries to run (rules 1 to 5,
+//! derived from the [`Repo`] model and Python imports), and the images to rebuild (rule 6,
+//! handed in by the build engine), each with the reason.
 //!
 //! The rules, in the order they are applied:
 //! 1. A workspace file (`pyproject.toml`, `uv.lock`, `Cargo.*`, `.python-version`)
@@ -13,17 +14,38 @@
 //!    depend on it (declared in `[project] dependencies` or imported), transitively.
 //! 5. Integration tests run for their own files and imports, when the shared library is
 //!    affected, or when two or more packages are.
-//! 6. Images follow the build engine's inputs: a Lambda image is affected by its context
-//!    (`.dockerignore` applied), by `lambdas/base/` and by the shared library's wheel
-//!    inputs; a service image by its context, by the wheel inputs of the workspace
-//!    packages it depends on, and by `uv.lock` and the root `pyproject.toml`; every image
-//!    by the tool's configuration and the Python base recipe.
+//! 6. Images are the build engine's own answer: a target is affected exactly when its
+//!    input hash differs between the two trees ([`Affected::set_targets`]); nothing here
+//!    re-codes what an image is built from.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::repo::{LAMBDAS_DIR, Repo, WORKSPACE_FILES, coverage_threshold, is_test_file, wheel_filter};
+use crate::repo::{LAMBDAS_DIR, Repo, WORKSPACE_FILES, coverage_threshold, is_test_file};
+
+/// What a build target is, for the summary fields of [`Affected`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRole {
+    /// The shared library's wheel.
+    Wheel,
+    /// The image every Lambda is built on.
+    LambdaBase,
+    /// A Lambda function's image, by function name.
+    Lambda(String),
+    /// A service's image, by service name.
+    Service(String),
+    /// Anything else (a service's wheelhouse, the stand-in base).
+    Other,
+}
+
+/// One target whose input hash differs between the two trees, and what changed.
+#[derive(Debug, Clone)]
+pub struct TargetChange {
+    pub id: String,
+    pub role: TargetRole,
+    pub why: Vec<String>,
+}
 
 /// One job of the GitHub Actions test matrix.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -91,10 +113,6 @@ pub fn everything(repo: &Repo) -> Affected {
         a.reasons.entry(format!("package:{}", p.name)).or_default().push(why.clone());
     }
     a.lambda_tests = true;
-    a.wheel = repo.shared.is_some();
-    a.lambda_base = repo.lambda_base.is_some();
-    a.lambdas = repo.lambdas.iter().map(|l| l.name.clone()).collect();
-    a.services = repo.services.iter().map(|s| s.context.name.clone()).collect();
     a.infra = true;
     a.docs = true;
     a.rust = true;
@@ -112,15 +130,12 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         }
     };
 
-    let wheel_filter = wheel_filter();
     // Shared-library modules that changed; `None` in the set stands for "the whole
     // library" (its pyproject, __init__ or data files).
     let mut shared_changed: BTreeSet<String> = BTreeSet::new();
     let mut shared_whole: Option<String> = None;
     // Libraries whose packaged code changed (rule 4), with the first file.
     let mut libs_changed: BTreeMap<String, String> = BTreeMap::new();
-    let mut all_images: Option<String> = None;
-    let mut service_lock: Option<String> = None;
 
     for file in changed {
         let file = file.as_str();
@@ -131,9 +146,6 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
             }
             hit(&mut a, "lambda-tests".into(), format!("workspace file {file}"));
             a.lambda_tests = true;
-            if file == "uv.lock" || file == "pyproject.toml" {
-                service_lock.get_or_insert_with(|| file.to_owned());
-            }
         }
         for p in &repo.packages {
             let Some(rel) = under(file, &p.dir) else { continue };
@@ -161,39 +173,6 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
             if name != "Dockerfile" && name != ".dockerignore" && !name.ends_with(".md") {
                 a.lambda_tests = true;
                 hit(&mut a, "lambda-tests".into(), format!("own file {file}"));
-            }
-        }
-        if repo.image_inputs.iter().any(|input| file == input || input.ends_with('/') && file.starts_with(input.as_str())) {
-            all_images.get_or_insert_with(|| file.to_owned());
-        }
-        if let Some(base) = &repo.lambda_base
-            && let Some(rel) = under(file, &base.dir)
-            && base.includes(rel)
-        {
-            a.lambda_base = true;
-            hit(&mut a, format!("image:{}", base.image), format!("context file {file}"));
-        }
-        if let Some(shared) = &repo.shared
-            && let Some(rel) = under(file, &shared.dir)
-            && !wheel_filter.is_excluded(rel)
-        {
-            a.wheel = true;
-            hit(&mut a, "wheel".into(), format!("wheel input {file}"));
-        }
-        for l in &repo.lambdas {
-            if let Some(rel) = under(file, &l.dir)
-                && l.includes(rel)
-            {
-                a.lambdas.push(l.name.clone());
-                hit(&mut a, format!("image:{}", l.image), format!("context file {file}"));
-            }
-        }
-        for s in &repo.services {
-            if let Some(rel) = under(file, &s.context.dir)
-                && s.context.includes(rel)
-            {
-                a.services.push(s.context.name.clone());
-                hit(&mut a, format!("image:{}", s.context.image), format!("context file {file}"));
             }
         }
         if file.starts_with("infra/") {
@@ -270,40 +249,6 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         }
     }
 
-    // Rule 6: images.
-    if let Some(file) = &all_images {
-        a.wheel |= repo.shared.is_some();
-        a.lambda_base |= repo.lambda_base.is_some();
-        a.lambdas.extend(repo.lambdas.iter().map(|l| l.name.clone()));
-        a.services.extend(repo.services.iter().map(|s| s.context.name.clone()));
-        for image in repo.lambdas.iter().map(|l| &l.image).chain(repo.services.iter().map(|s| &s.context.image)) {
-            hit(&mut a, format!("image:{image}"), format!("every image is built from {file}"));
-        }
-    }
-    if a.wheel && repo.lambda_base.is_some() {
-        a.lambda_base = true;
-    }
-    if a.lambda_base {
-        for l in &repo.lambdas {
-            a.lambdas.push(l.name.clone());
-            hit(&mut a, format!("image:{}", l.image), "lambda-base is rebuilt".into());
-        }
-    }
-    for s in &repo.services {
-        let Some(package) = &s.package else { continue };
-        if let Some(file) = &service_lock {
-            a.services.push(s.context.name.clone());
-            hit(&mut a, format!("image:{}", s.context.image), format!("locked dependencies ({file})"));
-        }
-        for dep in repo.transitive_deps(package) {
-            let Some(d) = repo.package(&dep) else { continue };
-            let touched = changed.iter().find(|f| under(f, &d.dir).is_some_and(|rel| !wheel_filter.is_excluded(rel)));
-            if let Some(file) = touched {
-                a.services.push(s.context.name.clone());
-                hit(&mut a, format!("image:{}", s.context.image), format!("its wheelhouse carries {dep} ({file})"));
-            }
-        }
-    }
     finish(repo, a)
 }
 
@@ -324,19 +269,40 @@ fn finish(repo: &Repo, mut a: Affected) -> Affected {
             .collect(),
     };
     a.any = !a.packages.is_empty();
-    a.lambdas.sort();
-    a.lambdas.dedup();
-    a.services.sort();
-    a.services.dedup();
-    if a.lambda_base && !a.reasons.contains_key("image:tradai/lambda-base") {
-        let why = if a.wheel { "the wheel is rebuilt" } else { "full run (--all)" };
-        a.reasons.entry("image:tradai/lambda-base".into()).or_default().push(why.into());
-    }
-    a.lambda_images = a.lambdas.iter().filter_map(|n| repo.lambdas.iter().find(|l| &l.name == n)).map(|l| l.image.clone()).collect();
-    a.service_images =
-        a.services.iter().filter_map(|n| repo.services.iter().find(|s| &s.context.name == n)).map(|s| s.context.image.clone()).collect();
-    a.images = a.wheel || a.lambda_base || !a.lambdas.is_empty() || !a.services.is_empty();
     a
+}
+
+impl Affected {
+    /// Rule 6: the targets the build engine found changed (their input hashes differ
+    /// between the two trees), with what changed in each.
+    pub fn set_targets(&mut self, changed: &[TargetChange]) {
+        for c in changed {
+            match &c.role {
+                TargetRole::Wheel => self.wheel = true,
+                TargetRole::LambdaBase => self.lambda_base = true,
+                TargetRole::Lambda(name) => {
+                    self.lambdas.push(name.clone());
+                    self.lambda_images.push(c.id.clone());
+                }
+                TargetRole::Service(name) => {
+                    self.services.push(name.clone());
+                    self.service_images.push(c.id.clone());
+                }
+                TargetRole::Other => {}
+            }
+            let list = self.reasons.entry(format!("image:{}", c.id)).or_default();
+            for why in c.why.iter().take(5) {
+                if !list.contains(why) {
+                    list.push(why.clone());
+                }
+            }
+        }
+        for v in [&mut self.lambdas, &mut self.lambda_images, &mut self.services, &mut self.service_images] {
+            v.sort();
+            v.dedup();
+        }
+        self.images = self.wheel || self.lambda_base || !self.lambdas.is_empty() || !self.services.is_empty();
+    }
 }
 
 /// `file` relative to `dir` when it lies below it.

@@ -14,7 +14,7 @@ pub mod imports;
 pub mod repo;
 pub mod workflows;
 
-pub use changes::{Affected, Matrix, MatrixEntry, analyze, everything};
+pub use changes::{Affected, Matrix, MatrixEntry, TargetChange, TargetRole, analyze, everything};
 pub use diagnostics::Diagnostic;
 pub use github::Github;
 pub use repo::Repo;

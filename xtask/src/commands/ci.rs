@@ -177,11 +177,18 @@ fn discover(project: &Project) -> Result<Repo> {
 /// `cargo xtask ci changes`.
 fn changes(project: &Project, github: &Github, args: &ChangesArgs) -> Result<ExitCode> {
     let repo = discover(project)?;
+    // Tests follow the files and their imports; images follow the engine's input hashes.
     let affected = match (&args.base, args.all) {
-        (_, true) => xtask_ci::everything(&repo),
+        (_, true) => {
+            let mut a = xtask_ci::everything(&repo);
+            a.set_targets(&crate::changes::all_targets(project)?);
+            a
+        }
         (Some(base), false) => {
             let files = xtask_ci::git::changed_files(&project.root, base, args.head.as_deref())?;
-            xtask_ci::analyze(&repo, &files)
+            let mut a = xtask_ci::analyze(&repo, &files);
+            a.set_targets(&crate::changes::changed_targets(project, base, args.head.as_deref())?);
+            a
         }
         (None, false) => {
             bail!("pass --base <ref> to compare with a ref, or --all to select everything")

@@ -1,0 +1,113 @@
+//! Which build targets a change affects, decided by the build engine itself: every
+//! target's input hash is computed for both trees of the change, with the same hashing
+//! and the same target graph a build uses, and a target is affected exactly when its hash
+//! differs. Nothing here re-codes what an image is built from.
+//!
+//! A tree is a git revision, exported with `git archive` into a scratch folder, or the
+//! working tree as it is. The upstream bases count by their pinned digests (no Docker
+//! call is made); the stand-in only where `xtask.toml` selects it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result, bail};
+use camino::Utf8Path;
+use xtask_ci::{TargetChange, TargetRole};
+use xtask_engine::plan::{closure, make_plan};
+use xtask_engine::{FileCache, InputHash, InputManifest, State};
+use xtask_image::DockerEngine;
+
+use crate::bases::Bases;
+use crate::project::{LAMBDA_BASE_ID, Project, WHEEL_ID, lambda_image, service_image};
+
+/// Every target of a tree, with its input hash and inputs.
+pub type Hashes = BTreeMap<String, (InputHash, InputManifest)>;
+
+/// The input hashes of every target of the repository at `root`, as planned from scratch.
+pub fn hashes_of(root: &Utf8Path) -> Result<Hashes> {
+    let project = Project::locate(Some(root))?;
+    let bases = Bases::pinned(&project.config.python_base)?;
+    // Hashing never asks the engine anything; the handle is only part of the targets.
+    let engine = Arc::new(DockerEngine::new());
+    let targets = project.targets(&engine, &bases)?;
+    let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
+    let order = closure(&targets, &ids)?;
+    let plan = make_plan(&order, &ids, &State::default(), &FileCache::in_memory(), None)?;
+    Ok(plan.items.into_iter().map(|i| (i.id, (i.input_hash, i.inputs))).collect())
+}
+
+/// The hashes of the tree at `rev`, exported from git into a scratch folder.
+fn hashes_at(project: &Project, rev: &str) -> Result<Hashes> {
+    let scratch = project.state_dir().join("ci");
+    std::fs::create_dir_all(&scratch).with_context(|| format!("failed to create {scratch}"))?;
+    let dir = tempfile::Builder::new().prefix("tree-").tempdir_in(&scratch).with_context(|| format!("failed to create a folder in {scratch}"))?;
+    let dest = Utf8Path::from_path(dir.path()).context("scratch path is not UTF-8")?;
+    // `git archive | tar -x`: the tree as committed, modes included, without a checkout.
+    duct::cmd("git", ["-C", project.root.as_str(), "archive", "--format=tar", rev])
+        .pipe(duct::cmd("tar", ["-x", "-C", dest.as_str()]))
+        .stdout_null()
+        .stderr_capture()
+        .run()
+        .map_err(|e| anyhow::anyhow!("cannot export {rev} with git archive: {e}"))?;
+    if !dest.join("xtask.toml").is_file() {
+        bail!("{rev} has no xtask.toml at its root; compare commits of this repository");
+    }
+    hashes_of(dest)
+}
+
+/// The merge base of `base` and `head` (HEAD when none), as `ci changes` compares from.
+fn fork_point(root: &Utf8Path, base: &str, head: Option<&str>) -> Result<String> {
+    let out = xtask_engine::Cmd::new("git", "find where the change forked from the base")
+        .args(["merge-base", base, head.unwrap_or("HEAD")])
+        .dir(root)
+        .run()
+        .map_err(|e| anyhow::anyhow!("{e}; fetch the base first (`git fetch origin <branch>`, or `fetch-depth: 0` in actions/checkout)"))?;
+    Ok(out.stdout.trim().to_owned())
+}
+
+/// The targets whose input hash differs between the fork point of `base` and `head`
+/// (the working tree when `head` is `None`), with what changed in each.
+pub fn changed_targets(project: &Project, base: &str, head: Option<&str>) -> Result<Vec<TargetChange>> {
+    let before = hashes_at(project, &fork_point(&project.root, base, head)?)?;
+    let after = match head {
+        Some(rev) => hashes_at(project, rev)?,
+        None => hashes_of(&project.root)?,
+    };
+    Ok(diff(project, &before, &after))
+}
+
+/// Every target, as changed, for `ci changes --all`.
+pub fn all_targets(project: &Project) -> Result<Vec<TargetChange>> {
+    let hashes = hashes_of(&project.root)?;
+    Ok(hashes.keys().map(|id| TargetChange { id: id.clone(), role: role(project, id), why: vec!["full run (--all)".into()] }).collect())
+}
+
+fn diff(project: &Project, before: &Hashes, after: &Hashes) -> Vec<TargetChange> {
+    let mut out = Vec::new();
+    for (id, (hash, inputs)) in after {
+        let why = match before.get(id) {
+            None => vec!["new target".to_owned()],
+            Some((old, _)) if old == hash => continue,
+            Some((_, old_inputs)) => inputs.changes(old_inputs).iter().map(ToString::to_string).collect(),
+        };
+        out.push(TargetChange { id: id.clone(), role: role(project, id), why });
+    }
+    out
+}
+
+/// What a target id is, by the project's own naming rules.
+fn role(project: &Project, id: &str) -> TargetRole {
+    if id == WHEEL_ID {
+        return TargetRole::Wheel;
+    }
+    if id == LAMBDA_BASE_ID {
+        return TargetRole::LambdaBase;
+    }
+    if let Some(name) = project.lambdas().unwrap_or_default().into_iter().find(|n| lambda_image(n) == id) {
+        return TargetRole::Lambda(name);
+    }
+    if let Some(name) = project.services().unwrap_or_default().into_iter().find(|n| service_image(n) == id) {
+        return TargetRole::Service(name);
+    }
+    TargetRole::Other
+}
