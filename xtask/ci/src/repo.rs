@@ -11,7 +11,6 @@ use std::fs;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Serialize;
-use xtask_engine::DockerIgnore;
 
 use crate::Error;
 use crate::imports::referenced_modules;
@@ -28,12 +27,6 @@ pub const INTEGRATION_DIR: &str = "tests/integration";
 
 /// The folder of the Lambda functions (`lambdas/<name>/Dockerfile`) and of their tests.
 pub const LAMBDAS_DIR: &str = "lambdas";
-
-/// The folder of the shared Lambda base image.
-pub const LAMBDA_BASE_DIR: &str = "lambdas/base";
-
-/// The folder of the service images (`services/<name>/Dockerfile`).
-pub const SERVICES_DIR: &str = "services";
 
 /// Coverage thresholds of the test matrix (the seeds' values); every other entry needs 60%.
 const COVERAGE: &[(&str, u8)] = &[("cli", 45), ("integration", 0), ("lambdas", 60)];
@@ -118,34 +111,6 @@ impl SharedLib {
     }
 }
 
-/// A Docker build context: its folder and the `.dockerignore` rules applied to it.
-#[derive(Debug, Clone)]
-pub struct ImageContext {
-    /// The image name without a registry (`tradai/lambda-health-check`).
-    pub image: String,
-    /// The short name (`health-check`, `backend`).
-    pub name: String,
-    /// The context folder, relative to the root.
-    pub dir: String,
-    pub ignore: DockerIgnore,
-}
-
-impl ImageContext {
-    /// Whether a file of the context (relative to `dir`) reaches the image build: the
-    /// Dockerfile and `.dockerignore` always do, other files unless excluded.
-    pub fn includes(&self, rel: &str) -> bool {
-        rel == "Dockerfile" || rel == ".dockerignore" || !self.ignore.is_excluded(rel)
-    }
-}
-
-/// A service image and the workspace package it is built from, if any.
-#[derive(Debug, Clone)]
-pub struct Service {
-    pub context: ImageContext,
-    /// Its matrix name when the service is a workspace member (mlflow is not).
-    pub package: Option<String>,
-}
-
 /// Everything change detection needs to know about the repository.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -155,18 +120,12 @@ pub struct Repo {
     pub shared: Option<SharedLib>,
     /// Shared-library modules imported anywhere under `lambdas/`.
     pub lambda_shared_imports: BTreeSet<String>,
-    pub lambda_base: Option<ImageContext>,
-    pub lambdas: Vec<ImageContext>,
-    pub services: Vec<Service>,
-    /// Files or folders (a trailing `/`) that every image depends on: the tool's
-    /// configuration and the Python base recipe.
-    pub image_inputs: Vec<String>,
 }
 
 impl Repo {
-    /// Reads the repository at `root`. `image_inputs` are the paths every image is built
-    /// from besides its own context (the caller knows the tool's configuration).
-    pub fn discover(root: &Utf8Path, image_inputs: Vec<String>) -> Result<Repo, Error> {
+    /// Reads the repository at `root`: the test matrix and what each entry imports.
+    /// (Which images a change affects is the build engine's answer, not this model's.)
+    pub fn discover(root: &Utf8Path) -> Result<Repo, Error> {
         let members = workspace_members(root)?;
         let mut packages = Vec::new();
         let mut declared: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -240,26 +199,7 @@ impl Repo {
             }
         }
 
-        let lambda_base = if root.join(LAMBDA_BASE_DIR).join("Dockerfile").is_file() {
-            Some(image_context(root, LAMBDA_BASE_DIR, "base", "tradai/lambda-base")?)
-        } else {
-            None
-        };
-        let mut lambdas = Vec::new();
-        for name in subfolders_with_dockerfile(&root.join(LAMBDAS_DIR)) {
-            if name == "base" {
-                continue;
-            }
-            lambdas.push(image_context(root, &format!("{LAMBDAS_DIR}/{name}"), &name, &format!("tradai/lambda-{name}"))?);
-        }
-        let mut services = Vec::new();
-        for name in subfolders_with_dockerfile(&root.join(SERVICES_DIR)) {
-            let dir = format!("{SERVICES_DIR}/{name}");
-            let package = packages.iter().find(|p| p.dir == dir).map(|p| p.name.clone());
-            services.push(Service { context: image_context(root, &dir, &name, &format!("tradai/{name}"))?, package });
-        }
-
-        Ok(Repo { root: root.to_owned(), packages, shared, lambda_shared_imports, lambda_base, lambdas, services, image_inputs })
+        Ok(Repo { root: root.to_owned(), packages, shared, lambda_shared_imports })
     }
 
     pub fn package(&self, name: &str) -> Option<&Package> {
@@ -297,11 +237,6 @@ impl Repo {
         }
         out
     }
-}
-
-/// The files of a package that go into its wheel (and so into the images that carry it).
-pub fn wheel_filter() -> DockerIgnore {
-    DockerIgnore::with_builtins(Some(xtask_wheel::WHEEL_INPUTS)).unwrap_or_default()
 }
 
 /// Whether a file of a package is a test file: under a `tests` folder, or named like one.
@@ -478,21 +413,6 @@ fn shared_lib(root: &Utf8Path, package: &Package) -> Result<SharedLib, Error> {
         lib.imports.insert(module, deps);
     }
     Ok(lib)
-}
-
-fn subfolders_with_dockerfile(dir: &Utf8Path) -> Vec<String> {
-    let Ok(entries) = dir.read_dir_utf8() else { return Vec::new() };
-    let mut out: Vec<String> =
-        entries.flatten().filter(|e| e.path().join("Dockerfile").is_file()).map(|e| e.file_name().to_owned()).collect();
-    out.sort();
-    out
-}
-
-fn image_context(root: &Utf8Path, dir: &str, name: &str, image: &str) -> Result<ImageContext, Error> {
-    let path = root.join(dir).join(".dockerignore");
-    let text = fs::read_to_string(&path).ok();
-    let ignore = DockerIgnore::with_builtins(text.as_deref()).map_err(|e| Error::Pattern { path, message: e.to_string() })?;
-    Ok(ImageContext { image: image.to_owned(), name: name.to_owned(), dir: dir.to_owned(), ignore })
 }
 
 #[cfg(test)]

@@ -169,9 +169,7 @@ impl CiArgs {
 }
 
 fn discover(project: &Project) -> Result<Repo> {
-    let recipe = project.config.python_base.recipe.as_str().trim_end_matches('/');
-    let image_inputs = vec!["xtask.toml".to_owned(), format!("{recipe}/")];
-    Repo::discover(&project.root, image_inputs).context("failed to read the repository for change detection")
+    Repo::discover(&project.root).context("failed to read the repository for change detection")
 }
 
 /// `cargo xtask ci changes`.
