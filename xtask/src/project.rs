@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::bases::{Bases, PythonBaseConfig};
 use crate::bases::PYTHON_BASE_ID;
 use crate::target_dir::target_dir;
+use xtask_ci::repo::normalize;
 use xtask_engine::{FileCache, Program, StateStore, Target};
 use xtask_image::pybase::PythonBaseBuilder;
 use xtask_image::{ArgValue, DockerEngine, ImageBuilder, ImageSpec};
@@ -350,10 +351,6 @@ impl Project {
     }
 }
 
-/// A distribution name in PEP 503 normal form.
-fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace(['_', '.'], "-")
-}
 
 /// The distribution names in `[project] dependencies` of a folder's pyproject.toml.
 fn read_dependencies(dir: &Utf8Path) -> Result<Vec<String>> {

@@ -253,9 +253,23 @@ fn matrix_name(dir: &str) -> String {
     last.strip_prefix("tradai-").unwrap_or(last).to_owned()
 }
 
-/// PEP 503 normalisation of a distribution name.
-fn normalize(name: &str) -> String {
-    name.to_ascii_lowercase().replace(['_', '.'], "-")
+/// A distribution name in PEP 503 normal form: runs of `-`, `_` and `.` become one `-`,
+/// lower case. The one definition every command uses.
+pub fn normalize(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut last_sep = false;
+    for c in name.chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !last_sep {
+                out.push('-');
+            }
+            last_sep = true;
+        } else {
+            out.extend(c.to_lowercase());
+            last_sep = false;
+        }
+    }
+    out
 }
 
 fn read(path: &Utf8Path) -> Result<String, Error> {
@@ -430,6 +444,7 @@ mod tests {
         assert_eq!(requirement_name("tradai-common>=0.1.0"), "tradai-common");
         assert_eq!(requirement_name("fastapi[all] >=0.115; python_version>'3'"), "fastapi");
         assert_eq!(normalize("Tradai_Common"), "tradai-common");
+        assert_eq!(normalize("Tradai.-Strategy"), "tradai-strategy");
     }
 
     #[test]

@@ -196,7 +196,7 @@ impl Infra {
         for set in sets {
             let repositories = match set {
                 ImageSet::Lambda => self.project.lambdas()?.iter().map(|n| lambda_image(n)).collect(),
-                ImageSet::Service => self.project.services()?.iter().map(|s| format!("tradai/{s}")).collect(),
+                ImageSet::Service => self.project.services()?.iter().map(|s| crate::project::service_image(s)).collect(),
             };
             required.push(Required { set: *set, repositories });
         }

@@ -25,20 +25,19 @@ pub struct TestArgs {
     pub python_only: bool,
 }
 
-/// One pytest run: a label and the path(s) it covers, relative to the root.
-pub const PYTHON_SUITES: &[(&str, &str)] = &[
-    ("tradai-common", "libs/tradai-common"),
-    ("tradai-data", "libs/tradai-data"),
-    ("tradai-strategy", "libs/tradai-strategy"),
-    ("tradai-cli", "libs/tradai-cli"),
-    ("backend", "services/backend"),
-    ("data-collection", "services/data-collection"),
-    ("strategy-service", "services/strategy-service"),
-    ("lambdas", "lambdas"),
-    ("integration", "tests/integration"),
-    ("contract", "tests/contract"),
-    ("perf", "tests/perf"),
-];
+/// The pytest runs, from the same repository model CI's test matrix comes from: every
+/// uv workspace member and the integration tests, then the Lambda handlers and the
+/// contract and perf suites. (`label`, folder relative to the root.)
+pub fn python_suites(project: &Project) -> Result<Vec<(String, String)>> {
+    let repo = xtask_ci::Repo::discover(&project.root)?;
+    let mut suites: Vec<(String, String)> = repo.packages.iter().map(|p| (p.name.clone(), p.dir.clone())).collect();
+    for (label, dir) in [("lambdas", xtask_ci::repo::LAMBDAS_DIR), ("contract", "tests/contract"), ("perf", "tests/perf")] {
+        if project.root.join(dir).is_dir() {
+            suites.push((label.to_owned(), dir.to_owned()));
+        }
+    }
+    Ok(suites)
+}
 
 impl TestArgs {
     pub fn run(&self, project: &Project) -> Result<ExitCode> {
@@ -73,16 +72,16 @@ impl TestArgs {
                 .dir(&project.root)
                 .inherit_output()
                 .run()?;
-            for (label, path) in PYTHON_SUITES {
+            for (label, path) in python_suites(project)? {
                 eprintln!("== pytest {label}");
                 let r = Cmd::new(uv.as_str(), format!("run the {label} tests"))
-                    .args(["run", "--frozen", "pytest", "-q", path])
+                    .args(["run", "--frozen", "pytest", "-q", path.as_str()])
                     .dir(&project.root)
                     .inherit_output()
                     .run();
                 if let Err(e) = r {
                     eprintln!("{e}");
-                    failed.push((*label).to_owned());
+                    failed.push(label);
                 }
             }
             if project.root.join("infra/pyproject.toml").is_file() {

@@ -203,7 +203,7 @@ impl<'a> IndexClient<'a> {
     /// Whether the index lists `filename` for project `name`; `Some(sha256)` when it
     /// does (the digest from the link, if the index gives one).
     fn published_file(&self, name: &str, filename: &str) -> Result<Option<Option<String>>> {
-        let url = format!("{}{}/", self.index.simple_url(), normalize(name));
+        let url = format!("{}{}/", self.index.simple_url(), xtask_ci::repo::normalize(name));
         let (status, body) = with_retries(&format!("read {url}"), || {
             let mut req = self.agent.get(&url);
             if let Some(auth) = self.authorization() {
@@ -282,23 +282,6 @@ fn with_retries<T>(what: &str, mut call: impl FnMut() -> Result<(u16, T), ureq::
     unreachable!("the last attempt returns")
 }
 
-/// PEP 503 project name normalization.
-fn normalize(name: &str) -> String {
-    let mut out = String::new();
-    let mut last_sep = false;
-    for c in name.chars() {
-        if c == '-' || c == '_' || c == '.' {
-            if !last_sep {
-                out.push('-');
-            }
-            last_sep = true;
-        } else {
-            out.extend(c.to_lowercase());
-            last_sep = false;
-        }
-    }
-    out
-}
 
 /// Finds `filename` among the links of a simple index page; returns the `#sha256=`
 /// fragment of its link, if any.
@@ -342,12 +325,6 @@ fn multipart(boundary: &str, fields: &[(String, String)], filename: &str, file: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_normalize_as_pep_503_says() {
-        assert_eq!(normalize("tradai_strategy"), "tradai-strategy");
-        assert_eq!(normalize("Tradai.-Strategy"), "tradai-strategy");
-    }
 
     #[test]
     fn links_are_found_with_their_digest() {

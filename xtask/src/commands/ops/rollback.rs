@@ -173,7 +173,7 @@ impl RollbackArgs {
 /// and which services and group exist.
 fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, tag: &str) -> Result<Plan> {
     let mut repos: Vec<(String, Option<String>)> = project.lambdas()?.into_iter().map(|l| (lambda_image(&l), Some(l))).collect();
-    repos.extend(project.services()?.into_iter().map(|s| (format!("{}/{s}", super::PROJECT), None)));
+    repos.extend(project.services()?.into_iter().map(|s| (crate::project::service_image(&s), None)));
     let mut wanted = Vec::new();
     for (repo, _) in &repos {
         wanted.push((repo.clone(), tag.to_owned()));
