@@ -1,18 +1,20 @@
 //! Publishing to a registry, and the registry as the remote build cache.
 //!
 //! Before building, every planned image's input-hash tag is looked up in the registry;
-//! a hit is skipped. After building, every image is made present in the registry under
-//! its input-hash tag (pushed only when the registry lacks it), then tagged with the
-//! version and `latest` by writing the existing manifest under those tags. The digest of
-//! every push is recorded in the state store and checked against the registry on the
-//! next run.
+//! a hit is skipped. Then, still before anything runs, [`plan_publish`] decides for every
+//! image whether its layers are pushed (built here, or up to date here but missing from
+//! the registry) and which tags are written (the version and `latest`, as the existing
+//! manifest under more names); `--dry-run` and `--json` show these steps. The executor
+//! carries each one out as soon as that image exists ([`publish_planned`]), so one image
+//! is pushed while another builds. The digest of every push is recorded in the state
+//! store and checked against the registry on the next run.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
-use xtask_engine::{Decision, InputHash, Output, Plan, RemoteCache, RemoteHit, State, StateStore, Status, TargetReport};
+use xtask_engine::{Decision, InputHash, Output, Plan, PlanItem, RemoteCache, RemoteHit, State, StateStore};
 use xtask_image::registry::{Manifest, OciRegistry, Registry, docker_push};
 
 use crate::project::Project;
@@ -124,92 +126,123 @@ pub struct Published {
     pub note: Option<String>,
 }
 
-/// Makes every image of the plan that built or was up to date present in the registry
-/// under its input-hash tag, the version and `latest`. Returns what was done, and the
-/// error of every image that could not be published.
-pub fn publish(
-    plan: &Plan,
-    reports: &[TargetReport],
-    cache: &RegistryCache<'_>,
-    state: &State,
-    store: &StateStore,
-    version: &str,
-    jobs: usize,
-) -> (Vec<Published>, Vec<(String, String)>) {
-    let status: HashMap<&str, &TargetReport> = reports.iter().map(|r| (r.id.as_str(), r)).collect();
-    let work: Vec<_> = plan
+/// What publishing will do for one image, decided before anything runs.
+#[derive(Debug, Clone)]
+pub struct PlannedPublish {
+    /// Why its layers are pushed, when they are (`None`: the registry holds them).
+    pub push: Option<String>,
+    /// A note worth printing (a re-push after the registry lost or changed an image).
+    pub note: Option<String>,
+    /// The tags written after the hash tag: the version and `latest`.
+    pub tags: Vec<String>,
+}
+
+/// One step of a run, as `--dry-run` prints it and `--json` lists it (`"steps"`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub target: String,
+    /// `build`, `skip`, `push`, `tag` or `update-function`.
+    pub action: &'static str,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+/// Decides, for every image of the plan that will exist after the run, whether its layers
+/// must be pushed and which tags are written. Images that are up to date locally are
+/// looked up in the registry in one batch; those that will be built are pushed; those
+/// found in the registry are only tagged.
+pub fn plan_publish(plan: &Plan, cache: &RegistryCache<'_>, state: &State, version: &str) -> Result<BTreeMap<String, PlannedPublish>> {
+    let name = cache.registry.name();
+    let images: Vec<&PlanItem> = plan
         .items
         .iter()
         .filter(|i| i.kind == "image")
-        .filter(|i| status.get(i.id.as_str()).is_some_and(|r| r.status == Status::Built || r.status == Status::Skipped))
         .filter(|i| !matches!(&i.decision, Decision::Skip { output, .. } if output.artifact.is_empty()))
         .collect();
-    let results: Mutex<Vec<Result<Published, (String, String)>>> = Mutex::default();
-    let queue = Mutex::new(work.into_iter());
-    std::thread::scope(|s| {
-        for _ in 0..jobs.max(1) {
-            s.spawn(|| {
-                loop {
-                    let Some(item) = queue.lock().expect("lock").next() else {
-                        break;
-                    };
-                    let r = publish_one(item.id.as_str(), &item.input_hash, status[item.id.as_str()], cache, state, store, version)
-                        .map_err(|e| (item.id.clone(), format!("{e:#}")));
-                    results.lock().expect("lock").push(r);
+    let local: Vec<(&str, &InputHash)> =
+        images.iter().filter(|i| matches!(i.decision, Decision::Skip { remote: false, .. })).map(|i| (i.id.as_str(), &i.input_hash)).collect();
+    let found: HashMap<&str, Option<Manifest>> = local.iter().map(|(id, _)| *id).zip(cache.lookup_many(&local)?).collect();
+    let tags = vec![version.to_owned(), "latest".to_owned()];
+    let mut out = BTreeMap::new();
+    for item in images {
+        let hash_tag = item.input_hash.tag();
+        let (push, note) = match &item.decision {
+            Decision::Build(_) => (Some(format!("built in this run; the registry lacks {hash_tag}")), None),
+            Decision::Skip { remote: true, .. } => (None, None),
+            Decision::Skip { .. } => {
+                let recorded = state.targets.get(&item.id).filter(|r| r.input_hash == item.input_hash).and_then(|r| r.output.pushed.get(&name));
+                match (found.get(item.id.as_str()).cloned().flatten(), recorded) {
+                    (Some(m), Some(d)) if &m.digest != d => {
+                        let why = format!("registry held {} for {hash_tag}, not the recorded {d} (overwritten); pushed again", m.digest);
+                        (Some(why.clone()), Some(why))
+                    }
+                    (Some(_), _) => (None, None),
+                    (None, Some(d)) => {
+                        let why = format!("registry no longer holds {hash_tag} (recorded digest {d}); pushed again");
+                        (Some(why.clone()), Some(why))
+                    }
+                    (None, None) => (Some(format!("up to date here; the registry lacks {hash_tag}")), None),
                 }
-            });
-        }
-    });
-    let mut done = Vec::new();
-    let mut failed = Vec::new();
-    for r in results.into_inner().expect("lock") {
-        match r {
-            Ok(p) => done.push(p),
-            Err(f) => failed.push(f),
-        }
+            }
+        };
+        out.insert(item.id.clone(), PlannedPublish { push, note, tags: tags.clone() });
     }
-    done.sort_by(|a, b| a.id.cmp(&b.id));
-    failed.sort();
-    (done, failed)
+    Ok(out)
 }
 
-fn publish_one(
-    id: &str,
-    hash: &InputHash,
-    report: &TargetReport,
+/// Every step of a run in order: each target's build or skip, then what publishing does
+/// for each image.
+pub fn steps(plan: &Plan, publishing: Option<&BTreeMap<String, PlannedPublish>>) -> Vec<Step> {
+    let mut out = Vec::new();
+    for item in &plan.items {
+        let (action, reason) = match &item.decision {
+            Decision::Build(r) => ("build", r.to_string()),
+            Decision::Skip { reason, .. } => ("skip", reason.clone()),
+        };
+        out.push(Step { target: item.id.clone(), action, reason, tag: None });
+    }
+    for (id, p) in publishing.into_iter().flatten() {
+        let hash_tag = plan.items.iter().find(|i| &i.id == id).map(|i| i.input_hash.tag()).unwrap_or_default();
+        if let Some(why) = &p.push {
+            out.push(Step { target: id.clone(), action: "push", reason: why.clone(), tag: Some(hash_tag) });
+        }
+        for t in &p.tags {
+            out.push(Step { target: id.clone(), action: "tag", reason: "the existing manifest under another tag".into(), tag: Some(t.clone()) });
+        }
+    }
+    out
+}
+
+/// Carries out what [`plan_publish`] decided for one image whose output now exists:
+/// pushes its layers when planned, writes its tags, and records the digest pushed.
+pub fn publish_planned(
+    item: &PlanItem,
+    planned: &PlannedPublish,
+    output: &Output,
     cache: &RegistryCache<'_>,
-    state: &State,
     store: &StateStore,
-    version: &str,
 ) -> Result<Published> {
     let registry = cache.registry;
     let name = registry.name();
-    let hash_tag = hash.tag();
-    let recorded = state.targets.get(id).filter(|r| &r.input_hash == hash).and_then(|r| r.output.pushed.get(&name)).cloned();
-    let local_image = report.artifact.clone().filter(|a| a.starts_with("sha256:"));
-    let existing = cache.lookup_many(&[(id, hash)])?.pop().flatten();
-    let mut note = None;
-    let (manifest, action) = match (existing, &recorded) {
-        (Some(m), Some(d)) if &m.digest != d && local_image.is_some() => {
-            note = Some(format!("registry held {} for {hash_tag}, not the recorded {d} (overwritten); pushed again", m.digest));
-            (push(id, &hash_tag, local_image.as_deref(), cache)?, "pushed")
-        }
-        (Some(m), _) => (m, "tagged"),
-        (None, Some(d)) => {
-            note = Some(format!("registry no longer holds {hash_tag} (recorded digest {d}); pushed again"));
-            (push(id, &hash_tag, local_image.as_deref(), cache)?, "pushed")
-        }
-        (None, None) => (push(id, &hash_tag, local_image.as_deref(), cache)?, "pushed"),
+    let hash_tag = item.input_hash.tag();
+    let local_image = Some(output.artifact.as_str()).filter(|a| a.starts_with("sha256:"));
+    let (manifest, action) = match &planned.push {
+        Some(_) => (push(&item.id, &hash_tag, local_image, cache)?, "pushed"),
+        None => match cache.lookup_many(&[(item.id.as_str(), &item.input_hash)])?.pop().flatten() {
+            Some(m) => (m, "tagged"),
+            None => bail!("registry {name} no longer holds {}:{hash_tag}; run again to push it", item.id),
+        },
     };
     let mut tags = vec![hash_tag];
-    for tag in [version, "latest"] {
-        registry.put_tag(id, &manifest, tag)?;
-        tags.push(tag.to_owned());
+    for tag in &planned.tags {
+        registry.put_tag(&item.id, &manifest, tag)?;
+        tags.push(tag.clone());
     }
     if local_image.is_some() {
-        store.record_pushed(id, hash, &name, &manifest.digest)?;
+        store.record_pushed(&item.id, &item.input_hash, &name, &manifest.digest)?;
     }
-    Ok(Published { id: id.to_owned(), registry: name, action, digest: manifest.digest, tags, note })
+    Ok(Published { id: item.id.clone(), registry: name, action, digest: manifest.digest, tags, note: planned.note.clone() })
 }
 
 fn push(id: &str, hash_tag: &str, local_image: Option<&str>, cache: &RegistryCache<'_>) -> Result<Manifest> {

@@ -143,3 +143,68 @@ fn a_registry_that_dies_mid_push_leaves_nothing_falsely_recorded_and_the_next_ru
         assert!(reg.digest(&format!("tradai/lambda-{name}"), "latest").is_some(), "{name} published");
     }
 }
+
+/// `(target, action, tag)` of the `steps` of a `--json` run.
+fn steps(stdout: &[u8]) -> Vec<(String, String, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["target"].as_str().unwrap().to_owned(), s["action"].as_str().unwrap().to_owned(), s["tag"].as_str().map(str::to_owned)))
+        .collect()
+}
+
+fn of<'a>(steps: &'a [(String, String, Option<String>)], action: &str) -> Vec<&'a str> {
+    steps.iter().filter(|(_, a, _)| a == action).map(|(t, _, _)| t.as_str()).collect()
+}
+
+#[test]
+fn the_dry_run_lists_every_push_and_tag_and_the_run_does_exactly_that() {
+    let reg = TestRegistry::start();
+    let f = Fixture::new(&["alpha", "beta"]);
+    let images = ["tradai/lambda-alpha", "tradai/lambda-base", "tradai/lambda-beta"];
+
+    let dry = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--dry-run", "--json"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    let planned = steps(&dry.stdout);
+    assert_eq!(of(&planned, "build"), ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta"]);
+    assert_eq!(of(&planned, "push"), images, "every image is pushed under its hash tag");
+    for (target, action, tag) in &planned {
+        if action == "push" {
+            assert!(tag.as_deref().is_some_and(|t| t.starts_with("inputs-")), "{target}: {tag:?}");
+        }
+    }
+    let tags: Vec<(&str, &str)> = planned.iter().filter(|(_, a, _)| a == "tag").map(|(t, _, tag)| (t.as_str(), tag.as_deref().unwrap())).collect();
+    assert_eq!(tags.len(), 6, "version and latest for each image: {tags:?}");
+    assert!(tags.iter().filter(|(_, t)| *t == "latest").count() == 3);
+    assert!(stderr(&dry).contains("would push"), "{}", stderr(&dry));
+    assert!(reg.catalog().is_empty(), "a dry run pushes nothing");
+
+    // The run does what the dry run said.
+    let run = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--json"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let mut pushed: Vec<&str> =
+        v["published"].as_array().unwrap().iter().filter(|p| p["action"] == "pushed").map(|p| p["id"].as_str().unwrap()).collect();
+    pushed.sort_unstable();
+    assert_eq!(pushed, images);
+
+    // Nothing changed: no build, no push; only the version and latest tags are written.
+    let again = steps(&f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--dry-run", "--json"]).stdout);
+    assert!(of(&again, "build").is_empty() && of(&again, "push").is_empty(), "{again:?}");
+    assert_eq!(of(&again, "tag").len(), 6);
+
+    // The registry lost one image: the plan says it is pushed again, and why.
+    let gone = "tradai/lambda-beta";
+    let t = parse_targets(&run.stdout);
+    let hash = t.iter().find(|(id, _, _)| id == gone).unwrap().2["input_hash"].as_str().unwrap().to_owned();
+    let digest = reg.digest(gone, &format!("inputs-{}", &hash[..32])).unwrap();
+    reg.delete(gone, &digest);
+    let dry = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--dry-run", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    let push: Vec<&serde_json::Value> = v["steps"].as_array().unwrap().iter().filter(|s| s["action"] == "push").collect();
+    assert_eq!(push.len(), 1, "{push:?}");
+    assert_eq!(push[0]["target"], gone);
+    assert!(push[0]["reason"].as_str().unwrap().contains("registry no longer holds"), "{}", push[0]);
+}

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use crate::inputs::InputHash;
-use crate::plan::{BuildJob, Decision, Plan, Status, Target, TargetReport, changes_of};
+use crate::plan::{BuildJob, Decision, Plan, PlanItem, Status, Target, TargetReport, changes_of};
 use crate::report::Progress;
 use crate::state::{Output, StateStore, TargetRecord, now_secs};
 
@@ -19,15 +19,38 @@ pub struct ExecOptions {
     pub fail_fast: bool,
 }
 
+/// What runs after a target's output exists (a push and tags, say): given the plan item
+/// and its output, on the same pool of `-j` workers as the builds. It runs right after
+/// each build, so one image is pushed while another still builds, and as a job of its own
+/// for every target that was already up to date. It reports its own results.
+pub type After<'a> = &'a (dyn Fn(&PlanItem, &Output) + Sync);
+
 /// Executes `plan`; returns one report per plan item, in plan order.
 pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOptions, progress: &Progress) -> Vec<TargetReport> {
+    execute_then(plan, targets, store, opts, progress, None)
+}
+
+/// [`execute`], running `after` for every target whose output exists at the end.
+pub fn execute_then(
+    plan: &Plan,
+    targets: &[Target],
+    store: &StateStore,
+    opts: ExecOptions,
+    progress: &Progress,
+    after: Option<After<'_>>,
+) -> Vec<TargetReport> {
     let by_id: HashMap<&str, &Target> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut outputs: BTreeMap<String, (InputHash, Output)> = BTreeMap::new();
     let mut reports: HashMap<String, TargetReport> = HashMap::new();
     let mut pending: Vec<usize> = Vec::new();
+    // Up-to-date targets whose `after` step still has to run.
+    let mut followups: Vec<usize> = Vec::new();
     for (i, item) in plan.items.iter().enumerate() {
         match &item.decision {
             Decision::Skip { output, .. } => {
+                if after.is_some() && !output.artifact.is_empty() {
+                    followups.push(i);
+                }
                 outputs.insert(item.id.clone(), (item.input_hash.clone(), output.clone()));
                 let mut r = item.dry_report();
                 r.status = Status::Skipped;
@@ -42,9 +65,21 @@ pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOp
     let mut failed: HashSet<String> = HashSet::new();
     let mut stop = false;
     std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::channel::<(usize, anyhow::Result<Output>, f64)>();
+        // `None` as the result: an `after` job of an up-to-date target finished.
+        let (tx, rx) = mpsc::channel::<(usize, Option<anyhow::Result<Output>>, f64)>();
         let mut running = 0usize;
         loop {
+            while running < jobs && !stop {
+                let Some(idx) = followups.pop() else { break };
+                let item = &plan.items[idx];
+                let Decision::Skip { output, .. } = &item.decision else { continue };
+                let (tx, after) = (tx.clone(), after.expect("follow-ups exist only with an after step"));
+                running += 1;
+                scope.spawn(move || {
+                    after(item, output);
+                    let _ = tx.send((idx, None, 0.0));
+                });
+            }
             // Settle everything that can no longer run, then start what is ready.
             let mut i = 0;
             while i < pending.len() {
@@ -80,29 +115,39 @@ pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOp
                     scope.spawn(move || {
                         let started = Instant::now();
                         let job = BuildJob { id: &item.id, input_hash: &item.input_hash, deps: &deps };
-                        let result = target.builder.build(&job);
-                        let _ = tx.send((idx, result, started.elapsed().as_secs_f64()));
+                        let result = target.builder.build(&job).and_then(|output| {
+                            // Recorded the moment it exists, before anything else runs.
+                            let record = TargetRecord {
+                                input_hash: item.input_hash.clone(),
+                                inputs: item.inputs.clone(),
+                                output: output.clone(),
+                                recorded_at: now_secs(),
+                            };
+                            store.record(&item.id, record)?;
+                            Ok(output)
+                        });
+                        let seconds = started.elapsed().as_secs_f64();
+                        if let (Ok(output), Some(after)) = (&result, after) {
+                            after(item, output);
+                        }
+                        let _ = tx.send((idx, Some(result), seconds));
                     });
                     continue;
                 }
                 i += 1;
             }
-            if running == 0 {
+            if running == 0 && (followups.is_empty() || stop) {
                 break;
             }
             let Ok((idx, result, seconds)) = rx.recv() else { break };
             running -= 1;
+            let Some(result) = result else { continue };
             let item = &plan.items[idx];
             let mut r = item.dry_report();
             r.seconds = Some(seconds);
             if let Decision::Build(reason) = &item.decision {
                 r.changes = changes_of(reason);
             }
-            let result = result.and_then(|output| {
-                let record = TargetRecord { input_hash: item.input_hash.clone(), inputs: item.inputs.clone(), output: output.clone(), recorded_at: now_secs() };
-                store.record(&item.id, record)?;
-                Ok(output)
-            });
             match result {
                 Ok(output) => {
                     r.status = Status::Built;

@@ -17,7 +17,7 @@ pub mod report;
 pub mod state;
 
 pub use context::{BuildContext, EntryKind, ExtraFile};
-pub use execute::{ExecOptions, execute};
+pub use execute::{After, ExecOptions, execute, execute_then};
 pub use filecache::FileCache;
 pub use ignore::DockerIgnore;
 pub use inputs::{Change, InputHash, InputManifest};

@@ -13,8 +13,8 @@ use anyhow::{Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{
-    BuildJob, Builder, Decision, ExecOptions, FileCache, InputHash, InputManifest, Output, Plan, Progress, RemoteCache, RemoteHit, StateStore,
-    Status, Target, TargetReport, execute,
+    BuildJob, Builder, Decision, ExecOptions, FileCache, InputHash, InputManifest, Output, Plan, PlanItem, Progress, RemoteCache, RemoteHit,
+    StateStore, Status, Target, TargetReport, execute, execute_then,
 };
 
 /// What every fake builder shares: the calls made, the builds running at once, and
@@ -22,6 +22,8 @@ use xtask_engine::{
 #[derive(Default)]
 struct World {
     calls: Mutex<Vec<String>>,
+    /// Build starts and ends, and `after` steps, in the order they happened.
+    events: Mutex<Vec<String>>,
     running: AtomicUsize,
     most_at_once: AtomicUsize,
     gone: Mutex<HashSet<String>>,
@@ -54,7 +56,9 @@ impl Builder for Fake {
         let now = self.world.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.world.most_at_once.fetch_max(now, Ordering::SeqCst);
         self.world.calls.lock().unwrap().push(job.id.to_owned());
+        self.world.events.lock().unwrap().push(format!("start {}", job.id));
         std::thread::sleep(self.delay);
+        self.world.events.lock().unwrap().push(format!("end {}", job.id));
         self.world.running.fetch_sub(1, Ordering::SeqCst);
         // Every dependency's output is handed over.
         assert!(job.deps.values().all(|(_, o)| o.artifact.starts_with("artifact:")), "{:?}", job.deps);
@@ -293,4 +297,36 @@ fn selection_errors_name_the_valid_targets_and_cycles() {
     let cyclic = Bed::new(&[("m", &["n"]), ("n", &["m"])], &[], &[]);
     let e = closure(&cyclic.targets, &["m".to_owned()]).unwrap_err().to_string();
     assert!(e.starts_with("dependency cycle through"), "{e}");
+}
+
+#[test]
+fn after_steps_run_as_soon_as_each_output_exists_within_the_job_limit() {
+    let bed = Bed::new(&[("slow", &[]), ("fast", &[]), ("done", &[])], &[], &["slow"]);
+    bed.run(&bed.plan(&["done"], None), 1, false);
+    bed.world.events.lock().unwrap().clear();
+    let plan = bed.plan(&["slow", "fast", "done"], None);
+    let events = &bed.world.events;
+    let after = |item: &PlanItem, output: &Output| {
+        assert!(output.artifact.starts_with("artifact:"), "{output:?}");
+        events.lock().unwrap().push(format!("after {}", item.id));
+    };
+    let reports = execute_then(&plan, &bed.targets, &bed.store, ExecOptions { jobs: 2, fail_fast: false }, &Progress::plain(), Some(&after));
+    assert!(reports.iter().all(|r| r.status != Status::Failed), "{reports:?}");
+    let log = events.lock().unwrap().clone();
+    let at = |e: &str| log.iter().position(|l| l == e).unwrap_or_else(|| panic!("no `{e}` in {log:?}"));
+    // Pipelined: the fast image's step runs while the slow one is still building.
+    assert!(at("after fast") < at("end slow"), "{log:?}");
+    assert!(at("end slow") < at("after slow"), "{log:?}");
+    // The up-to-date target gets its step too, once; every step runs once.
+    for id in ["slow", "fast", "done"] {
+        assert_eq!(log.iter().filter(|l| **l == format!("after {id}")).count(), 1, "{log:?}");
+    }
+    assert!(!log.contains(&"start done".to_owned()), "up to date: not rebuilt");
+
+    // A failed build gets no step.
+    let failing = Bed::new(&[("bad", &[])], &["bad"], &[]);
+    let ran = Mutex::new(Vec::new());
+    let record = |item: &PlanItem, _: &Output| ran.lock().unwrap().push(item.id.clone());
+    execute_then(&failing.plan(&["bad"], None), &failing.targets, &failing.store, ExecOptions { jobs: 1, fail_fast: false }, &Progress::plain(), Some(&record));
+    assert!(ran.lock().unwrap().is_empty());
 }

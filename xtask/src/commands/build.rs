@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use clap::Args;
 use xtask_engine::plan::{closure, make_plan};
-use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute};
+use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute_then};
 use xtask_image::DockerEngine;
 
 use crate::bases::{Base, Bases, Role};
@@ -223,11 +223,33 @@ fn run_with(
         }
     }
 
+    // The whole run, decided before anything runs: builds, skips, pushes and tags.
+    let publish_plan = match (&cache, publishing) {
+        (Some(cache), true) => Some(publish::plan_publish(&plan, cache, &state, &version)?),
+        _ => None,
+    };
+    let mut steps = publish::steps(&plan, publish_plan.as_ref());
+    if let Some(change) = update {
+        for name in project.lambdas()? {
+            steps.push(publish::Step {
+                target: lambda_image(&name),
+                action: "update-function",
+                reason: format!("point {} at the new image by digest, if its running digest differs", crate::commands::ops::resource_name(&name, change.env)),
+                tag: None,
+            });
+        }
+    }
+
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let outcomes: std::sync::Mutex<Vec<Result<publish::Published, (String, String)>>> = std::sync::Mutex::default();
     let reports: Vec<TargetReport> = if args.dry_run {
         let r: Vec<TargetReport> = plan.items.iter().map(|i| i.dry_report()).collect();
         for t in &r {
             progress.line(&format!("{:<11} {} ({})", t.status.to_string(), t.id, t.reason));
+        }
+        for s in steps.iter().filter(|s| !matches!(s.action, "build" | "skip")) {
+            let tag = s.tag.as_deref().map(|t| format!(":{t}")).unwrap_or_default();
+            progress.line(&format!("would {:<8} {}{tag} ({})", s.action, s.target, s.reason));
         }
         r
     } else {
@@ -239,26 +261,42 @@ fn run_with(
                 cache.ensure_login()?;
             }
         }
-        let r = execute(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress);
+        // Each image is published the moment it exists, on the same -j workers as the builds.
+        let after = |item: &xtask_engine::PlanItem, output: &xtask_engine::Output| {
+            let (Some(cache), Some(planned)) = (&cache, publish_plan.as_ref().and_then(|p| p.get(&item.id))) else { return };
+            let result = publish::publish_planned(item, planned, output, cache, &store).map_err(|e| (item.id.clone(), format!("{e:#}")));
+            outcomes.lock().expect("lock").push(result);
+        };
+        let after: Option<xtask_engine::After<'_>> = if publish_plan.is_some() { Some(&after) } else { None };
+        let r = execute_then(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress, after);
         progress.summary(&r);
         r
     };
 
     let mut published = Vec::new();
     let mut publish_failures = Vec::new();
-    if let (true, false, Some(cache)) = (publishing, args.dry_run, &cache) {
-        let (done, failed) = publish::publish(&plan, &reports, cache, &state, &store, &version, jobs);
-        for (id, note) in publish::notes(&done) {
+    if publish_plan.is_some() && !args.dry_run {
+        for outcome in outcomes.into_inner().expect("lock") {
+            match outcome {
+                Ok(p) => published.push(p),
+                Err(f) => publish_failures.push(f),
+            }
+        }
+        published.sort_by(|a, b| a.id.cmp(&b.id));
+        publish_failures.sort();
+        // An image that failed to build is not published, and says so.
+        for r in reports.iter().filter(|r| r.status == Status::Failed && publish_plan.as_ref().is_some_and(|p| p.contains_key(&r.id))) {
+            publish_failures.push((r.id.clone(), "not published: it was not built".to_owned()));
+        }
+        for (id, note) in publish::notes(&published) {
             progress.line(&format!("note: {id}: {note}"));
         }
-        if !done.is_empty() {
-            progress.line(&publish::table(&done));
+        if !published.is_empty() {
+            progress.line(&publish::table(&published));
         }
-        for (id, e) in &failed {
+        for (id, e) in &publish_failures {
             progress.line(&format!("failed to publish {id}: {e}"));
         }
-        published = done;
-        publish_failures = failed;
     } else if selection.publishes() && matches!(registry, RegistryChoice::Local) && !args.dry_run {
         progress.line("registry is `local`: images stay in the local Docker engine (use --registry to publish)");
     }
@@ -282,7 +320,7 @@ fn run_with(
     write_step_summary(&selection, &reports, &published)?;
 
     if args.json {
-        let mut out = serde_json::json!({ "targets": reports });
+        let mut out = serde_json::json!({ "targets": reports, "steps": steps });
         if publishing {
             out["version"] = serde_json::json!(version);
             out["published"] = serde_json::to_value(&published)?;
