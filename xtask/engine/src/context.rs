@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use anyhow::{Context as _, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
+use sha2::{Digest as _, Sha256};
 use walkdir::WalkDir;
 
 use crate::filecache::FileCache;
@@ -103,8 +104,33 @@ impl BuildContext {
         Ok(BuildContext { root: root.to_owned(), entries })
     }
 
+    /// The context as planned: rebuilt from the fingerprints an [`InputManifest`] holds,
+    /// without looking at the disk, so that what is streamed is what was hashed.
+    ///
+    /// [`InputManifest`]: crate::InputManifest
+    pub fn from_fingerprints(root: &Utf8Path, files: &BTreeMap<String, String>) -> Result<Self> {
+        let mut entries = BTreeMap::new();
+        for (rel, fp) in files {
+            let kind = if fp == "dir" {
+                EntryKind::Dir
+            } else if let Some(target) = fp.strip_prefix("link ") {
+                EntryKind::Symlink { target: target.to_owned() }
+            } else if let Some(digest) = fp.strip_prefix("exec ") {
+                EntryKind::File { executable: true, digest: digest.to_owned() }
+            } else if let Some(digest) = fp.strip_prefix("file ") {
+                EntryKind::File { executable: false, digest: digest.to_owned() }
+            } else {
+                bail!("unknown fingerprint `{fp}` for {rel} in the plan");
+            };
+            entries.insert(rel.clone(), kind);
+        }
+        Ok(BuildContext { root: root.to_owned(), entries })
+    }
+
     /// Writes the context, plus `extra` files, as a deterministic tar stream: fixed
-    /// mtime and owner, and modes reduced to 0644/0755.
+    /// mtime and owner, and modes reduced to 0644/0755. Each file's content is checked
+    /// against the digest it was hashed with as it is streamed: a file edited since then
+    /// fails the write, so nothing is ever built (or recorded) under an old hash.
     pub fn write_tar<W: Write>(&self, out: W, extra: &[ExtraFile]) -> Result<W> {
         let mut builder = tar::Builder::new(out);
         builder.mode(tar::HeaderMode::Deterministic);
@@ -129,13 +155,17 @@ impl BuildContext {
                     header.set_size(0);
                     builder.append_link(&mut header, rel, target)?;
                 }
-                EntryKind::File { executable, .. } => {
-                    let file = fs::File::open(&abs).with_context(|| format!("failed to open {abs}"))?;
-                    let len = file.metadata()?.len();
+                EntryKind::File { executable, digest } => {
+                    let bytes = fs::read(&abs).with_context(|| format!("{abs} is gone since it was hashed; run again"))?;
+                    if &crate::filecache::hex(&Sha256::digest(&bytes)) != digest {
+                        bail!("{abs} changed after it was hashed; run again so that its new content is hashed and built");
+                    }
                     header.set_entry_type(tar::EntryType::Regular);
                     header.set_mode(if *executable { 0o755 } else { 0o644 });
-                    header.set_size(len);
-                    builder.append_data(&mut header, rel, file).with_context(|| format!("failed to add {abs} to the build context"))?;
+                    header.set_size(bytes.len() as u64);
+                    builder
+                        .append_data(&mut header, rel, bytes.as_slice())
+                        .with_context(|| format!("failed to add {abs} to the build context"))?;
                 }
             }
         }
@@ -221,6 +251,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8PathBuf::from_path_buf(dir.path().to_path_buf()).unwrap();
         (dir, root)
+    }
+
+    #[test]
+    fn what_is_streamed_is_what_was_hashed() {
+        let (_d, root) = setup();
+        fs::write(root.join("handler.py"), "v1\n").unwrap();
+        fs::create_dir(root.join("pkg")).unwrap();
+        fs::write(root.join("pkg/mod.py"), "m\n").unwrap();
+        let ignore = DockerIgnore::with_builtins(None).unwrap();
+        let planned = BuildContext::scan(&root, &ignore, &FileCache::in_memory()).unwrap();
+        let manifest = crate::InputManifest::new("image", "x").with_context(&planned);
+
+        // Rebuilt from the plan's fingerprints, the context streams the same tar.
+        let from_plan = BuildContext::from_fingerprints(&root, &manifest.files).unwrap();
+        assert_eq!(from_plan.entries, planned.entries);
+        assert_eq!(from_plan.write_tar(Vec::new(), &[]).unwrap(), planned.write_tar(Vec::new(), &[]).unwrap());
+
+        // A file added after planning is not sent; one edited fails the stream.
+        fs::write(root.join("late.py"), "late\n").unwrap();
+        let tar = from_plan.write_tar(Vec::new(), &[]).unwrap();
+        assert!(!String::from_utf8_lossy(&tar).contains("late.py"));
+        fs::write(root.join("handler.py"), "v2\n").unwrap();
+        let e = from_plan.write_tar(Vec::new(), &[]).unwrap_err().to_string();
+        assert!(e.contains("handler.py changed after it was hashed; run again"), "{e}");
+        fs::remove_file(root.join("pkg/mod.py")).unwrap();
+        fs::write(root.join("handler.py"), "v1\n").unwrap();
+        let e = from_plan.write_tar(Vec::new(), &[]).unwrap_err().to_string();
+        assert!(e.contains("mod.py is gone since it was hashed"), "{e}");
     }
 
     #[test]

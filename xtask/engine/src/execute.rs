@@ -114,7 +114,7 @@ pub fn execute_then(
                     running += 1;
                     scope.spawn(move || {
                         let started = Instant::now();
-                        let job = BuildJob { id: &item.id, input_hash: &item.input_hash, deps: &deps };
+                        let job = BuildJob { id: &item.id, input_hash: &item.input_hash, inputs: &item.inputs, deps: &deps };
                         let result = target.builder.build(&job).and_then(|output| {
                             // Recorded the moment it exists, before anything else runs.
                             let record = TargetRecord {

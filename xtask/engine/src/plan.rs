@@ -61,6 +61,8 @@ impl std::fmt::Debug for Target {
 pub struct BuildJob<'a> {
     pub id: &'a str,
     pub input_hash: &'a InputHash,
+    /// What was hashed: a builder streams exactly these inputs, never a fresh look.
+    pub inputs: &'a InputManifest,
     /// The outputs of the targets this one is built from, with their input hashes.
     pub deps: &'a BTreeMap<String, (InputHash, Output)>,
 }

@@ -109,8 +109,8 @@ impl Builder for ImageBuilder {
     }
 
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {
-        let files = FileCache::in_memory();
-        let ctx = BuildContext::scan(&self.spec.context_dir, &self.ignore()?, &files)?;
+        // The context as it was hashed; the tar writer checks every file's digest.
+        let ctx = BuildContext::from_fingerprints(&self.spec.context_dir, &job.inputs.files)?;
         let mut extra = Vec::new();
         for dep in &self.spec.wheels_from {
             let (_, out) = job.deps.get(dep).with_context(|| format!("{dep} is not a dependency of {}", job.id))?;

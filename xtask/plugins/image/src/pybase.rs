@@ -112,8 +112,7 @@ impl Builder for PythonBaseBuilder {
                 ])
                 .arg(self.recipe_dir.join("requirements.txt").as_str())
                 .run()?;
-            let files = FileCache::in_memory();
-            let ctx = BuildContext::scan(&self.recipe_dir, &DockerIgnore::with_builtins(None)?, &files)?;
+            let ctx = BuildContext::from_fingerprints(&self.recipe_dir, &job.inputs.files)?;
             let mut extra = Vec::new();
             for entry in wheels.read_dir_utf8()? {
                 let entry = entry?;
