@@ -198,7 +198,7 @@ impl Project {
     /// so a change to a library it does not use never rebuilds its image.
     fn member_closure(&self, package_dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
         let mut by_name: BTreeMap<String, Utf8PathBuf> = BTreeMap::new();
-        for dir in self.workspace_members() {
+        for dir in self.workspace_members()? {
             if let Some(name) = read_project_name(&dir)? {
                 by_name.insert(normalize(&name), dir);
             }
@@ -219,20 +219,10 @@ impl Project {
         Ok(seen)
     }
 
-    /// The Python workspace members (folders with a pyproject.toml under libs/ and services/).
-    fn workspace_members(&self) -> Vec<Utf8PathBuf> {
-        let mut out = Vec::new();
-        for top in ["libs", "services"] {
-            if let Ok(rd) = self.root.join(top).read_dir_utf8() {
-                for e in rd.flatten() {
-                    if e.path().join("pyproject.toml").is_file() {
-                        out.push(e.path().to_owned());
-                    }
-                }
-            }
-        }
-        out.sort();
-        out
+    /// The uv workspace members, as the root `pyproject.toml` lists them: the one
+    /// definition CI's test matrix uses too.
+    fn workspace_members(&self) -> Result<Vec<Utf8PathBuf>> {
+        Ok(xtask_ci::repo::workspace_members(&self.root)?.into_iter().map(|m| self.root.join(m)).collect())
     }
 
     /// An image target built from `dir/Dockerfile` with the project's platform.
@@ -393,6 +383,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = Utf8Path::from_path(dir.path()).unwrap();
         write(root, "xtask.toml", "");
+        write(root, "pyproject.toml", "[tool.uv.workspace]\nmembers = [\"libs/*\", \"services/*\"]\n");
         write(root, "libs/a/pyproject.toml", "[project]\nname = \"Trad_A\"\ndependencies = [\"boto3>=1\"]\n");
         write(root, "libs/b/pyproject.toml", "[project]\nname = \"trad-b\"\ndependencies = [\"trad-a\", \"fastapi[all]>=0.1\"]\n");
         write(root, "libs/c/pyproject.toml", "[project]\nname = \"trad-c\"\n");

@@ -216,6 +216,17 @@ fn rollback_rebuilds_from_the_tag_only_what_the_registry_lacks() {
     reg.delete("tradai/lambda-alpha", &alpha_v1);
     assert_eq!(reg.digest("tradai/lambda-alpha", "v1.0.0"), None);
 
+    // The dry run shows the rebuild's own steps, planned in a worktree of the tag.
+    let mut c = f.command(&["rollback", "v1.0.0", "--registry", &reg.host, "--dry-run"]);
+    m.configure(&mut c);
+    let out = c.output().unwrap();
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    for step in ["would build the Lambda images of v1.0.0", "would-build tradai/lambda-alpha", "skipped     tradai/lambda-beta (found in registry", "would push     tradai/lambda-alpha:inputs-", "would tag      tradai/lambda-alpha:v1.0.0"] {
+        assert!(text.contains(step), "`{step}` missing:\n{text}");
+    }
+    assert_eq!(reg.digest("tradai/lambda-alpha", "v1.0.0"), None, "a dry run pushes nothing");
+
     let mut c = f.command(&["rollback", "v1.0.0", "--registry", &reg.host, "--poll-interval", "0.2"]);
     m.configure(&mut c);
     let out = c.output().unwrap();

@@ -281,8 +281,9 @@ fn parse_toml(path: &Utf8Path) -> Result<Option<toml::Value>, Error> {
     toml::from_str(&text).map(Some).map_err(|e| Error::Toml { path: path.to_owned(), message: e.message().to_owned() })
 }
 
-/// The uv workspace members listed in the root `pyproject.toml`, globs expanded.
-fn workspace_members(root: &Utf8Path) -> Result<Vec<String>, Error> {
+/// The uv workspace members listed in the root `pyproject.toml`, globs expanded, minus
+/// `exclude`, each a folder with a `pyproject.toml` (relative, `/`-separated).
+pub fn workspace_members(root: &Utf8Path) -> Result<Vec<String>, Error> {
     let Some(value) = parse_toml(&root.join("pyproject.toml"))? else { return Ok(Vec::new()) };
     let workspace = value.get("tool").and_then(|t| t.get("uv")).and_then(|u| u.get("workspace"));
     let list = |key: &str| -> Vec<String> {
@@ -305,47 +306,19 @@ fn workspace_members(root: &Utf8Path) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// Expands `*` and `?` segment by segment (the globs uv accepts for members).
+/// The folders a uv workspace pattern names (`libs/*`), relative to `root`, sorted: uv
+/// expands members with glob, and so does this, with the `glob` crate.
 fn expand_glob(root: &Utf8Path, pattern: &str) -> Vec<String> {
-    let mut found = vec![String::new()];
-    for segment in pattern.split('/').filter(|s| !s.is_empty() && *s != ".") {
-        let mut next = Vec::new();
-        for prefix in &found {
-            if !segment.contains(['*', '?']) {
-                next.push(join(prefix, segment));
-                continue;
-            }
-            let Ok(entries) = root.join(prefix).read_dir_utf8() else { continue };
-            let mut names: Vec<String> = entries
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                .map(|e| e.file_name().to_owned())
-                .filter(|n| wildcard(segment, n))
-                .collect();
-            names.sort();
-            next.extend(names.iter().map(|n| join(prefix, n)));
-        }
-        found = next;
-    }
-    found.into_iter().filter(|d| !d.is_empty() && root.join(d).is_dir()).collect()
-}
-
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() { name.to_owned() } else { format!("{prefix}/{name}") }
-}
-
-fn wildcard(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
-            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
-        }
-    }
-    go(&p, &t)
+    let full = format!("{}/{}", glob::Pattern::escape(root.as_str()), pattern.trim_start_matches("./"));
+    let Ok(paths) = glob::glob(&full) else { return Vec::new() };
+    let mut out: Vec<String> = paths
+        .flatten()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.strip_prefix(root.as_std_path()).ok().and_then(|r| r.to_str()).map(str::to_owned))
+        .filter(|r| !r.is_empty())
+        .collect();
+    out.sort();
+    out
 }
 
 /// `[project] name` and the names of `[project] dependencies`.
@@ -434,6 +407,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn members_are_globbed_as_uv_does_and_exclusions_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        for p in ["libs/a", "libs/b", "libs/notes", "services/api", "services/mlflow"] {
+            fs::create_dir_all(root.join(p)).unwrap();
+            if p != "libs/notes" {
+                fs::write(root.join(p).join("pyproject.toml"), "[project]\nname = \"x\"\n").unwrap();
+            }
+        }
+        fs::write(
+            root.join("pyproject.toml"),
+            "[tool.uv.workspace]\nmembers = [\"libs/*\", \"services/*\", \"./libs/a\"]\nexclude = [\"services/mlflow\"]\n",
+        )
+        .unwrap();
+        assert_eq!(workspace_members(root).unwrap(), ["libs/a", "libs/b", "services/api"]);
+    }
+
+    #[test]
     fn matrix_names_drop_the_project_prefix() {
         assert_eq!(matrix_name("libs/tradai-common"), "common");
         assert_eq!(matrix_name("services/data-collection"), "data-collection");
@@ -462,13 +453,6 @@ mod tests {
         assert!(!is_test_file("src/pkg/testing.py"));
     }
 
-    #[test]
-    fn wildcards_match_whole_names() {
-        assert!(wildcard("*", "tradai-common"));
-        assert!(wildcard("tradai-*", "tradai-data"));
-        assert!(!wildcard("tradai-*", "backend"));
-        assert!(wildcard("a?c", "abc"));
-    }
 
     #[test]
     fn dependents_follow_imports_transitively() {

@@ -18,7 +18,7 @@ use crate::project::{LAMBDA_BASE_ID, Project, lambda_image, service_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct BuildArgs {
     /// Print what would be built and skipped, and why; build nothing
     #[arg(long)]
@@ -92,6 +92,18 @@ impl Selection {
 
 pub fn run(project: &Project, selection: Selection, args: &BuildArgs) -> Result<ExitCode> {
     run_with(project, selection, args, None)
+}
+
+/// The build and publish run as a library call, for the commands that build as one of
+/// their steps (`rollback`, from a worktree of a release tag): an error unless every
+/// target built and every image published.
+pub fn run_checked(project: &Project, selection: Selection, args: &BuildArgs) -> Result<()> {
+    let what = format!("{selection:?}");
+    if run_with(project, selection, args, None)? == ExitCode::SUCCESS {
+        Ok(())
+    } else {
+        bail!("building and publishing in {} failed ({what}; the targets that failed are listed above)", project.root)
+    }
 }
 
 fn run_with(

@@ -19,6 +19,7 @@ use xtask_image::registry::{Manifest, Registry};
 
 use super::ecs::{cluster_name, ecs_service_name, known_services};
 use super::{ChangeArgs, Env, WaitArgs, Watch, asg, confirm, connect, ecs, resource_name};
+use crate::commands::build::{self, BuildArgs, Selection};
 use crate::project::{Project, lambda_image};
 use crate::publish::{self, RegistryChoice};
 
@@ -100,11 +101,15 @@ impl RollbackArgs {
         let mut plan = make_plan(project, registry.as_ref(), &aws, env, tag)?;
         print_plan(&mut watch, &plan, registry.as_ref(), env, tag);
         if self.dry_run {
+            // The rebuild's own steps, planned in a worktree of the tag and not run.
+            if !plan.missing().is_empty() {
+                rebuild(project, &plan, &registry_name, tag, &mut watch, true)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
 
         if !plan.missing().is_empty() {
-            rebuild(project, &plan, &registry_name, tag, &mut watch)?;
+            rebuild(project, &plan, &registry_name, tag, &mut watch, false)?;
             plan = make_plan(project, registry.as_ref(), &aws, env, tag)?;
             let still: Vec<&str> = plan.missing().iter().map(|i| i.repository.as_str()).collect();
             if !still.is_empty() {
@@ -300,9 +305,10 @@ fn print_plan(watch: &mut Watch, plan: &Plan, registry: &dyn Registry, env: Env,
     }
 }
 
-/// Builds and pushes the images the registry lacks from a worktree of `tag`, with this
-/// same binary (`lambda-push-all`, `service-push`), so they carry the tag as version.
-fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mut Watch) -> Result<()> {
+/// Builds and pushes the images the registry lacks from a worktree of `tag`, with the
+/// same build and publish run as `lambda-push-all` and `service-push`, in this process,
+/// so they carry the tag as version. With `dry_run`, prints that run's steps instead.
+fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mut Watch, dry_run: bool) -> Result<()> {
     let missing = plan.missing();
     let resolved = Cmd::new("git", format!("find the commit of {tag}"))
         .args(["rev-parse", "--verify", "--quiet", &format!("refs/tags/{tag}^{{commit}}")])
@@ -318,25 +324,22 @@ fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mu
     let dir = Utf8PathBuf::from(format!("{}/rollback-{}", project.state_dir(), sanitize(tag)));
     let _ = Cmd::new("git", "remove a stale rollback worktree").args(["worktree", "remove", "--force", dir.as_str()]).dir(&project.root).run();
     Cmd::new("git", format!("check out {tag} into a worktree")).args(["worktree", "add", "--detach", dir.as_str(), tag]).dir(&project.root).run()?;
-    let exe = std::env::current_exe().context("cannot find this program to rebuild with")?;
-    let exe = exe.to_string_lossy().into_owned();
     let result = (|| -> Result<()> {
+        let worktree = Project::locate(Some(&dir))?;
+        let args = BuildArgs { registry: Some(registry.to_owned()), dry_run, ..BuildArgs::default() };
+        let verb = if dry_run { "would build" } else { "building" };
         if missing.iter().any(|i| i.lambda.is_some()) {
-            watch.line(&format!("building the Lambda images of {tag} in {dir}"));
-            Cmd::new(exe.clone(), format!("build and push the Lambda images of {tag}"))
-                .args(["--root", dir.as_str(), "lambda-push-all", "--registry", registry])
-                .inherit_output()
-                .run()?;
+            watch.line(&format!("{verb} the Lambda images of {tag} in {dir}"));
+            build::run_checked(&worktree, Selection::LambdaPush, &args)?;
         }
-        let services: Vec<String> = missing.iter().filter(|i| i.lambda.is_none()).map(|i| i.repository.trim_start_matches("tradai/").to_owned()).collect();
+        let services: Vec<String> = worktree
+            .services()?
+            .into_iter()
+            .filter(|s| missing.iter().any(|i| i.lambda.is_none() && i.repository == crate::project::service_image(s)))
+            .collect();
         if !services.is_empty() {
-            watch.line(&format!("building the service images of {tag}: {}", services.join(", ")));
-            Cmd::new(exe.clone(), format!("build and push the service images of {tag}"))
-                .args(["--root", dir.as_str(), "service-push"])
-                .args(services.iter().map(String::as_str))
-                .args(["--registry", registry])
-                .inherit_output()
-                .run()?;
+            watch.line(&format!("{verb} the service images of {tag}: {}", services.join(", ")));
+            build::run_checked(&worktree, Selection::ServicePush(services), &args)?;
         }
         Ok(())
     })();
