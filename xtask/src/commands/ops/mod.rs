@@ -10,7 +10,6 @@ pub mod ecs;
 pub mod lambda_images;
 pub mod publish;
 pub mod rollback;
-mod wheel_metadata;
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

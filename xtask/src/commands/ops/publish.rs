@@ -1,7 +1,9 @@
 //! `publish-all-libs <env>`: builds the libraries other repositories install (the seeds
 //! publish tradai-strategy, for the tradai-strategies repository) through the build
 //! engine, so an unchanged library is not rebuilt, and uploads each wheel to the package
-//! index with the upload API twine uses (a multipart POST, `:action=file_upload`).
+//! index with `uv publish` (the tool's own pinned uv; credentials in its environment,
+//! never in its arguments), which checks the index first (`--check-url`) and skips a file
+//! it already holds.
 //!
 //! The index is the environment's CodeArtifact repository, or, when `TRADAI_PUBLISH_URL`
 //! is set, that URL with `TRADAI_PUBLISH_USER` (default `aws`) and `TRADAI_PUBLISH_TOKEN`
@@ -13,18 +15,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
-use base64::Engine as _;
+use anyhow::{Result, bail};
 use camino::Utf8PathBuf;
 use clap::Args;
-use sha2::Digest as _;
 use xtask_aws::Secret;
 use xtask_engine::plan::{closure, make_plan};
-use xtask_engine::{ExecOptions, Progress, Status, Target, execute};
+use xtask_engine::{Cmd, ExecOptions, ProcessError, Progress, Status, Target, execute};
 use xtask_wheel::WheelBuilder;
 
 use super::codeartifact::{PackageIndex, TOKEN_USER, codeartifact_index};
-use super::{ChangeArgs, Env, confirm, connect, wheel_metadata};
+use super::{ChangeArgs, Env, confirm, connect};
 use crate::project::Project;
 
 /// The libraries published for use outside this repository (seeds: publish-libs.yml).
@@ -67,29 +67,21 @@ impl PublishAllLibsArgs {
         let progress = Progress::detect(false);
         progress.line(&format!("publishing to {}", index.label));
         let wheels = build_wheels(project, &progress)?;
-        let client = IndexClient::new(&index);
+        let uv = project.tools().uv()?;
         let mut results = Vec::new();
         for (package, file, build) in wheels {
-            let bytes = std::fs::read(&file).with_context(|| format!("failed to read {file}"))?;
-            let meta = wheel_metadata::read(&bytes).with_context(|| format!("cannot read the metadata of {file}"))?;
-            let (name, version) = (meta.name()?.to_owned(), meta.version()?.to_owned());
             let filename = file.file_name().unwrap_or(file.as_str()).to_owned();
-            let sha256 = xtask_engine::filecache::hex(&sha2::Sha256::digest(&bytes));
-            let action = match client.published_file(&name, &filename)? {
-                Some(listed_sha) => {
-                    report_already(&progress, &index, &package, &name, &version, listed_sha.as_deref() == Some(sha256.as_str()));
+            let (name, version) = wheel_name_version(&filename)?;
+            let action = match upload(&uv, &index, &file)? {
+                Upload::Done => {
+                    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+                    progress.line(&format!("uploaded {filename} ({} KiB) to {}", size.div_ceil(1024), index.url));
+                    "uploaded"
+                }
+                Upload::Exists { identical } => {
+                    report_already(&progress, &index, &package, &name, &version, identical);
                     "already-published"
                 }
-                None => match client.upload(&meta, &filename, &bytes, &sha256)? {
-                    Upload::Done => {
-                        progress.line(&format!("uploaded {filename} ({} KiB) to {}", bytes.len().div_ceil(1024), index.url));
-                        "uploaded"
-                    }
-                    Upload::Exists => {
-                        report_already(&progress, &index, &package, &name, &version, false);
-                        "already-published"
-                    }
-                },
             };
             results.push(Published { package, version, file: filename, build, action: action.to_owned() });
         }
@@ -173,91 +165,52 @@ fn build_wheels(project: &Project, progress: &Progress) -> Result<Vec<(String, U
 /// What an upload came to.
 enum Upload {
     Done,
-    /// The index already has a file of that name.
-    Exists,
+    /// The index already has a file of that name: the same file, or another one.
+    Exists { identical: bool },
 }
 
-/// The two calls publishing needs: the simple index page of a project, and the upload.
-struct IndexClient<'a> {
-    index: &'a PackageIndex,
-    agent: ureq::Agent,
+/// The distribution name (PEP 503 form) and version a wheel's file name carries
+/// (`{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`, PEP 427).
+fn wheel_name_version(filename: &str) -> Result<(String, String)> {
+    let stem = filename.strip_suffix(".whl").unwrap_or(filename);
+    let parts: Vec<&str> = stem.split('-').collect();
+    if !(5..=6).contains(&parts.len()) || !filename.ends_with(".whl") {
+        bail!("{filename} is not a wheel file name (name-version-python-abi-platform.whl); rebuild the wheel");
+    }
+    Ok((xtask_ci::repo::normalize(parts[0]), parts[1].to_owned()))
 }
 
-impl<'a> IndexClient<'a> {
-    fn new(index: &'a PackageIndex) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build()
-            .into();
-        IndexClient { index, agent }
+/// Uploads one wheel with `uv publish`. uv reads the index first and skips a file it
+/// already holds; its messages for that, and for a different file of the same name, are
+/// how the outcome is known (uv publish has no machine-readable output).
+fn upload(uv: &camino::Utf8Path, index: &PackageIndex, wheel: &camino::Utf8Path) -> Result<Upload> {
+    let mut cmd = Cmd::new(uv.as_str(), format!("upload {wheel} to {}", index.url))
+        .args(["publish", "--trusted-publishing", "never", "--publish-url", index.url.as_str()])
+        .args(["--check-url", index.simple_url().as_str(), wheel.as_str()])
+        .env("UV_PUBLISH_USERNAME", index.username.as_str());
+    if let Some(password) = &index.password {
+        cmd = cmd.env("UV_PUBLISH_PASSWORD", password.expose());
     }
-
-    fn authorization(&self) -> Option<String> {
-        let password = self.index.password.as_ref()?;
-        let raw = format!("{}:{}", self.index.username, password.expose());
-        Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw)))
-    }
-
-    /// Whether the index lists `filename` for project `name`; `Some(sha256)` when it
-    /// does (the digest from the link, if the index gives one).
-    fn published_file(&self, name: &str, filename: &str) -> Result<Option<Option<String>>> {
-        let url = format!("{}{}/", self.index.simple_url(), xtask_ci::repo::normalize(name));
-        let (status, body) = with_retries(&format!("read {url}"), || {
-            let mut req = self.agent.get(&url);
-            if let Some(auth) = self.authorization() {
-                req = req.header("Authorization", auth);
-            }
-            let mut resp = req.call()?;
-            let status = resp.status().as_u16();
-            let body = resp.body_mut().read_to_string().unwrap_or_default();
-            Ok((status, body))
-        })?;
-        match status {
-            200 => Ok(find_link(&body, filename)),
-            404 => Ok(None),
-            401 | 403 => bail!("{}", refused(self.index, status, "read")),
-            s => bail!("the package index answered HTTP {s} for {url}; check TRADAI_PUBLISH_URL or the CodeArtifact repository"),
-        }
-    }
-
-    /// Uploads one wheel (twine's form: metadata fields, digest, the file as `content`).
-    fn upload(&self, meta: &wheel_metadata::WheelMetadata, filename: &str, bytes: &[u8], sha256: &str) -> Result<Upload> {
-        let mut fields: Vec<(String, String)> = vec![(":action".into(), "file_upload".into()), ("protocol_version".into(), "1".into())];
-        fields.extend(meta.form_fields());
-        fields.push(("filetype".into(), "bdist_wheel".into()));
-        fields.push(("pyversion".into(), python_tag(filename)));
-        fields.push(("sha256_digest".into(), sha256.to_owned()));
-        let boundary = format!("xtask-{}", &sha256[..24]);
-        let body = multipart(&boundary, &fields, filename, bytes);
-        let url = self.index.url.clone();
-        let (status, text) = with_retries(&format!("upload {filename} to {url}"), || {
-            let mut req = self.agent.post(&url).header("Content-Type", format!("multipart/form-data; boundary={boundary}"));
-            if let Some(auth) = self.authorization() {
-                req = req.header("Authorization", auth);
-            }
-            let mut resp = req.send(&body[..])?;
-            let status = resp.status().as_u16();
-            let text = resp.body_mut().read_to_string().unwrap_or_default();
-            Ok((status, text))
-        })?;
-        let lower = text.to_lowercase();
-        match status {
-            200..=299 => Ok(Upload::Done),
-            409 => Ok(Upload::Exists),
-            400 if lower.contains("already exist") || lower.contains("file exists") => Ok(Upload::Exists),
-            401 | 403 => bail!("{}", refused(self.index, status, "upload to")),
-            s => {
-                let detail: String = text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
-                bail!("the package index refused {filename} (HTTP {s}): {detail}; check the wheel and the index")
+    match cmd.run() {
+        Ok(done) if done.stderr.contains("already exists, skipping") => Ok(Upload::Exists { identical: true }),
+        Ok(_) => Ok(Upload::Done),
+        Err(ProcessError::Failed { stderr, .. }) if stderr.contains("do not match") => Ok(Upload::Exists { identical: false }),
+        Err(ProcessError::Failed { stderr, .. }) => {
+            let status = ["401", "403"].into_iter().find(|code| stderr.contains(code));
+            match status {
+                Some(code) => bail!("{}", refused(index, code, "upload to")),
+                None => {
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim();
+                    bail!("uploading {wheel} to {} failed: {last}; check that the package index is reachable", index.url)
+                }
             }
         }
+        Err(e) => Err(e.into()),
     }
 }
 
 /// The one-line error for a refused token, with the fix for where it came from.
-fn refused(index: &PackageIndex, status: u16, what: &str) -> String {
+fn refused(index: &PackageIndex, status: &str, what: &str) -> String {
     let fix = if index.label.contains("TRADAI_PUBLISH_URL") {
         "check TRADAI_PUBLISH_USER and TRADAI_PUBLISH_TOKEN (or TRADAI_PUBLISH_PASSWORD)"
     } else {
@@ -266,85 +219,14 @@ fn refused(index: &PackageIndex, status: u16, what: &str) -> String {
     format!("the package index refused the credentials to {what} {} (HTTP {status}); {fix}", index.url)
 }
 
-/// Retries transport failures and 5xx answers with backoff (0.5 s, 1 s, 2 s).
-fn with_retries<T>(what: &str, mut call: impl FnMut() -> Result<(u16, T), ureq::Error>) -> Result<(u16, T)> {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=4 {
-        match call() {
-            Ok((status, v)) if status < 500 || attempt == 4 => return Ok((status, v)),
-            Ok((status, _)) => tracing::info!(%what, attempt, status, "retrying"),
-            Err(e) if attempt == 4 => bail!("failed to {what} after {attempt} attempts: {e}; check that the package index is reachable"),
-            Err(e) => tracing::info!(%what, attempt, error = %e, "retrying"),
-        }
-        std::thread::sleep(delay);
-        delay *= 2;
-    }
-    unreachable!("the last attempt returns")
-}
-
-
-/// Finds `filename` among the links of a simple index page; returns the `#sha256=`
-/// fragment of its link, if any.
-fn find_link(page: &str, filename: &str) -> Option<Option<String>> {
-    for part in page.split("href=").skip(1) {
-        let quote = part.chars().next()?;
-        let href = if quote == '"' || quote == '\'' {
-            part[1..].split(quote).next().unwrap_or("")
-        } else {
-            part.split([' ', '>']).next().unwrap_or("")
-        };
-        let (path, fragment) = href.split_once('#').unwrap_or((href, ""));
-        if path.rsplit('/').next() == Some(filename) {
-            return Some(fragment.strip_prefix("sha256=").map(str::to_owned));
-        }
-    }
-    None
-}
-
-/// The Python tag of a wheel file name (`name-version-py3-none-any.whl` -> `py3`).
-fn python_tag(filename: &str) -> String {
-    let stem = filename.strip_suffix(".whl").unwrap_or(filename);
-    let parts: Vec<&str> = stem.split('-').collect();
-    if parts.len() >= 5 { parts[parts.len() - 3].to_owned() } else { "py3".to_owned() }
-}
-
-/// A multipart/form-data body: the fields, then the file as `content`.
-fn multipart(boundary: &str, fields: &[(String, String)], filename: &str, file: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(file.len() + 4096);
-    for (k, v) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
-    }
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"content\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn links_are_found_with_their_digest() {
-        let page = "<a href=\"../../packages/tradai_strategy-0.1.0-py3-none-any.whl#sha256=abc\">tradai_strategy-0.1.0-py3-none-any.whl</a>\n<a href='/p/tradai_strategy-0.2.0.tar.gz'>x</a>";
-        assert_eq!(find_link(page, "tradai_strategy-0.1.0-py3-none-any.whl"), Some(Some("abc".into())));
-        assert_eq!(find_link(page, "tradai_strategy-0.2.0.tar.gz"), Some(None));
-        assert_eq!(find_link(page, "tradai_strategy-0.3.0-py3-none-any.whl"), None);
-    }
-
-    #[test]
-    fn wheel_python_tag() {
-        assert_eq!(python_tag("tradai_strategy-0.1.0-py3-none-any.whl"), "py3");
-        assert_eq!(python_tag("x-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl"), "cp311");
-    }
-
-    #[test]
-    fn multipart_body_has_fields_file_and_closing_boundary() {
-        let body = multipart("B", &[(":action".into(), "file_upload".into())], "f.whl", b"PK");
-        let text = String::from_utf8_lossy(&body);
-        assert!(text.starts_with("--B\r\nContent-Disposition: form-data; name=\":action\"\r\n\r\nfile_upload\r\n"));
-        assert!(text.contains("name=\"content\"; filename=\"f.whl\"\r\nContent-Type: application/octet-stream\r\n\r\nPK\r\n--B--\r\n"));
+    fn wheel_file_names_give_the_normalised_name_and_version() {
+        assert_eq!(wheel_name_version("tradai_strategy-0.1.0-py3-none-any.whl").unwrap(), ("tradai-strategy".into(), "0.1.0".into()));
+        assert_eq!(wheel_name_version("x-1.0-1-cp311-cp311-manylinux_2_17_x86_64.whl").unwrap(), ("x".into(), "1.0".into()));
+        assert!(wheel_name_version("tradai_strategy-0.1.0.tar.gz").is_err());
     }
 }
