@@ -239,3 +239,30 @@ fn state_lives_in_the_cargo_target_directory() {
     assert!(f.path().join("out/xtask/state.json").is_file());
     assert!(!f.path().join("target").exists());
 }
+
+#[test]
+fn github_groups_of_parallel_builds_never_interleave() {
+    let f = Fixture::new(&["alpha", "beta", "gamma"]);
+    let summary = tempfile::NamedTempFile::new().unwrap();
+    let out = f.xtask_env(
+        &["lambda-build-all", "-j", "3"],
+        &[("GITHUB_ACTIONS", "true"), ("GITHUB_STEP_SUMMARY", summary.path().to_str().unwrap())],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let mut open: Option<&str> = None;
+    let mut groups = 0;
+    for line in err.lines() {
+        if let Some(title) = line.strip_prefix("::group::") {
+            assert!(open.is_none(), "group `{title}` opened inside `{}`:\n{err}", open.unwrap_or_default());
+            open = Some(title);
+            groups += 1;
+        } else if line == "::endgroup::" {
+            assert!(open.take().is_some(), "an endgroup without a group:\n{err}");
+        }
+    }
+    assert!(open.is_none(), "{err}");
+    assert_eq!(groups, 5, "one group per build (wheel, lambda-base, three Lambdas):\n{err}");
+    let text = std::fs::read_to_string(summary.path()).unwrap();
+    assert!(text.contains("### Lambda images") && text.contains("| `tradai/lambda-beta` | built |"), "{text}");
+}

@@ -9,6 +9,7 @@ pub mod atomic;
 pub mod context;
 pub mod execute;
 pub mod filecache;
+pub mod github;
 pub mod ignore;
 pub mod inputs;
 pub mod plan;

@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::github::{Annotation, Github, markdown_table};
 use crate::plan::{Status, TargetReport};
 
 /// Where progress goes.
 pub struct Progress {
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Under GitHub Actions: why each running build started, for its group's title.
+    reasons: Mutex<HashMap<String, String>>,
     github: bool,
     quiet: bool,
 }
@@ -25,12 +28,12 @@ impl Progress {
         let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
         let live = std::io::stderr().is_terminal() && !github && !quiet;
         let multi = live.then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Progress { multi, bars: Mutex::default(), github, quiet }
+        Progress { multi, bars: Mutex::default(), reasons: Mutex::default(), github, quiet }
     }
 
     /// Plain lines only (tests, `--json` consumers that still want stderr).
     pub fn plain() -> Self {
-        Progress { multi: None, bars: Mutex::default(), github: false, quiet: false }
+        Progress { multi: None, bars: Mutex::default(), reasons: Mutex::default(), github: false, quiet: false }
     }
 
     pub fn line(&self, text: &str) {
@@ -50,7 +53,9 @@ impl Progress {
 
     pub fn started(&self, id: &str, reason: &str) {
         if self.github {
-            self.line(&format!("::group::build {id} ({reason})"));
+            // The group is written whole when the build ends (see `finished`), so the
+            // groups of parallel builds never interleave; note the reason until then.
+            self.reasons.lock().expect("progress lock").insert(id.to_owned(), reason.to_owned());
             return;
         }
         match &self.multi {
@@ -76,19 +81,21 @@ impl Progress {
             bar.finish_and_clear();
         }
         let secs = r.seconds.map(|s| format!(" in {s:.1}s")).unwrap_or_default();
-        match r.status {
-            Status::Built => self.line(&format!("built    {}{secs}", r.id)),
-            Status::Failed => {
-                let why = r.error.as_deref().unwrap_or(&r.reason);
-                if self.github {
-                    self.line(&format!("::error title=build failed: {}::{}", r.id, escape_gh(why)));
-                }
-                self.line(&format!("failed   {}{secs}: {why}", r.id));
-            }
-            _ => {}
+        let line = match r.status {
+            Status::Built => format!("built    {}{secs}", r.id),
+            Status::Failed => format!("failed   {}{secs}: {}", r.id, r.error.as_deref().unwrap_or(&r.reason)),
+            _ => return,
+        };
+        if !self.github {
+            self.line(&line);
+            return;
         }
-        if self.github && r.seconds.is_some() {
-            self.line("::endgroup::");
+        let reason = self.reasons.lock().expect("progress lock").remove(&r.id).unwrap_or_else(|| r.reason.clone());
+        let gh = Github::commands_only();
+        gh.group_block(&format!("build {} ({reason})", r.id), &[line]);
+        if r.status == Status::Failed {
+            let title = format!("build failed: {}", r.id);
+            gh.error(&Annotation { title: &title, message: r.error.as_deref().unwrap_or(&r.reason), ..Annotation::default() });
         }
     }
 
@@ -116,17 +123,14 @@ impl Progress {
     }
 }
 
-/// GitHub workflow commands end at a newline; encode the characters it reserves.
-pub fn escape_gh(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
-}
-
 /// A Markdown table of a run, for `$GITHUB_STEP_SUMMARY`.
 pub fn markdown_summary(title: &str, reports: &[TargetReport]) -> String {
-    let mut s = format!("### {title}\n\n| target | status | time | reason |\n|---|---|---|---|\n");
-    for r in reports {
-        let time = r.seconds.map(|x| format!("{x:.1}s")).unwrap_or_else(|| "-".into());
-        s.push_str(&format!("| `{}` | {} | {} | {} |\n", r.id, r.status, time, r.reason.replace('|', "\\|")));
-    }
-    s
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            let time = r.seconds.map(|x| format!("{x:.1}s")).unwrap_or_else(|| "-".into());
+            vec![format!("`{}`", r.id), r.status.to_string(), time, r.reason.clone()]
+        })
+        .collect();
+    format!("### {title}\n\n{}", markdown_table(&["target", "status", "time", "reason"], &rows))
 }

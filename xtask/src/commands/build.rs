@@ -427,23 +427,20 @@ fn update_functions(
 /// Under GitHub Actions, appends the table of images built and skipped (and published)
 /// to the job's step summary.
 fn write_step_summary(selection: &Selection, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
-    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
-        return Ok(());
-    };
     let title = match selection {
         Selection::Services | Selection::ServicePush(_) => "Service images",
         _ => "Lambda images",
     };
     let mut text = xtask_engine::report::markdown_summary(title, reports);
     if !published.is_empty() {
-        text.push_str("\n| image | published | digest | tags |\n|---|---|---|---|\n");
-        for p in published {
-            text.push_str(&format!("| `{}` | {} | `{}` | {} |\n", p.id, p.action, p.digest, p.tags.join(", ")));
-        }
+        let rows: Vec<Vec<String>> = published
+            .iter()
+            .map(|p| vec![format!("`{}`", p.id), p.action.to_owned(), format!("`{}`", p.digest), p.tags.join(", ")])
+            .collect();
+        text.push('\n');
+        text.push_str(&xtask_engine::github::markdown_table(&["image", "published", "digest", "tags"], &rows));
     }
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
+    xtask_engine::github::Github::detect().summary(&text)
 }
 
 /// The release version: the `v*` tag on HEAD, or `manual-YYYYMMDDHHMMSS` (UTC), as the

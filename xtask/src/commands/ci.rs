@@ -284,7 +284,7 @@ fn verdict(github: &Github, args: &VerdictArgs) -> Result<ExitCode> {
         eprintln!("every job succeeded or was not needed ({} jobs)", jobs.len());
         Ok(ExitCode::SUCCESS)
     } else {
-        github.annotate(&[Diagnostic::new("CI verdict", format!("jobs that did not succeed: {}", bad.join(", ")))]);
+        xtask_ci::github::annotate(github, &[Diagnostic::new("CI verdict", format!("jobs that did not succeed: {}", bad.join(", ")))]);
         eprintln!("error: jobs that did not succeed: {}; open them in the run for their errors", bad.join(", "));
         Ok(ExitCode::FAILURE)
     }
@@ -371,7 +371,7 @@ impl<'a> Gate<'a> {
     }
 
     fn record(&mut self, result: JobResult) {
-        self.github.annotate(&result.diagnostics);
+        xtask_ci::github::annotate(&self.github, &result.diagnostics);
         let secs = result.seconds;
         if result.ok {
             eprintln!(

@@ -61,7 +61,7 @@ impl DocsFreshnessArgs {
             vec!["problems".into(), problems.len().to_string()],
         ];
         github.summary(&format!("### Documentation freshness\n\n{}", markdown_table(&["check", "result"], &rows)))?;
-        github.annotate(&problems);
+        xtask_ci::github::annotate(&github, &problems);
         if problems.is_empty() {
             eprintln!("docs are fresh: {} Markdown files, {} commands documented, every link resolves", markdown.len(), commands.len());
             return Ok(ExitCode::SUCCESS);

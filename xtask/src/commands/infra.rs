@@ -368,14 +368,13 @@ fn confirm_prod(env: Env, action: &str, prod: &ProdArgs) -> Result<()> {
 }
 
 fn github_group(title: &str) {
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-        println!("::group::{title}");
+    let gh = xtask_engine::github::Github::detect();
+    if gh.actions {
+        gh.group(title);
     }
 }
 fn github_endgroup() {
-    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
-        println!("::endgroup::");
-    }
+    xtask_engine::github::Github::detect().end_group();
 }
 
 impl SetupArgs {
