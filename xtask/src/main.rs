@@ -27,6 +27,9 @@ fn main() -> ExitCode {
     if cli.global.offline {
         tools::set_offline();
     }
+    // Pulumi's secrets go to the pulumi processes that are given them, never to Docker,
+    // uv or git started along the way (infra-bootstrap builds images in this process).
+    xtask_engine::process::withhold_from_children(&["PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE", "PULUMI_ACCESS_TOKEN"]);
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

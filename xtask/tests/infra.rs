@@ -64,14 +64,29 @@ impl Repo {
     fn new() -> Repo {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        fs::write(root.join("xtask.toml"), "[build]\nplatform = \"linux/amd64\"\n").unwrap();
-        for name in LAMBDAS.iter().chain(["base"].iter()) {
-            fs::create_dir_all(root.join("lambdas").join(name)).unwrap();
-            fs::write(root.join("lambdas").join(name).join("Dockerfile"), "FROM scratch\n").unwrap();
+        // Buildable images on the one-file fixture base, so that the image layers of
+        // infra-bootstrap build and push for real (in the binary's own process).
+        support::ensure_fixture_base();
+        let write = |rel: &str, text: &str| {
+            let p = root.join(rel);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        };
+        let base = support::FIXTURE_BASE;
+        write("xtask.toml", &format!("[build]\nplatform = \"linux/amd64\"\ntag-latest = false\n\n[python-base]\nlambda = \"{base}\"\nservice = \"{base}\"\n"));
+        write(
+            "libs/tradai-common/pyproject.toml",
+            "[project]\nname = \"tradai-common\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n\n[tool.hatch.build.targets.wheel]\npackages = [\"src/tradai_common\"]\n",
+        );
+        write("libs/tradai-common/src/tradai_common/__init__.py", "VERSION = 1\n");
+        write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /opt/wheels/\n");
+        for name in LAMBDAS {
+            write(&format!("lambdas/{name}/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY handler.py /var/task/\n");
+            write(&format!("lambdas/{name}/handler.py"), "def lambda_handler(event, context):\n    return {}\n");
         }
         for name in SERVICES {
-            fs::create_dir_all(root.join("services").join(name)).unwrap();
-            fs::write(root.join("services").join(name).join("Dockerfile"), "FROM scratch\n").unwrap();
+            write(&format!("services/{name}/Dockerfile"), "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /opt/wheels/\n");
+            write(&format!("services/{name}/requirements.txt"), "six==1.16.0\n");
         }
         for stack in ["persistent", "foundation", "compute", "edge"] {
             copy_program(&repo_root().join("infra").join(stack), &root.join("infra").join(stack));
@@ -100,21 +115,7 @@ impl Repo {
         self.path().join("pulumi.log")
     }
 
-    /// A script standing in for the image commands of `infra-bootstrap`: it logs its
-    /// arguments next to the double's invocations, fails when `FAKE_PUBLISH_FAIL` names
-    /// its command, and refuses to run with the Pulumi passphrase in its environment.
-    fn fake_publisher(&self) -> String {
-        let script = self.path().join("publish-images");
-        fs::write(
-            &script,
-            "#!/bin/sh\nif [ -n \"$PULUMI_CONFIG_PASSPHRASE\" ]; then echo 'the image command got the passphrase' >&2; exit 3; fi\nprintf '{\"publish\": \"%s\"}\\n' \"$*\" >> \"$PULUMI_DOUBLE_LOG\"\nif [ -n \"$FAKE_PUBLISH_FAIL\" ] && [ \"$1\" = \"$FAKE_PUBLISH_FAIL\" ]; then echo 'push failed' >&2; exit 1; fi\n",
-        )
-        .unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-        script.display().to_string()
-    }
-
-    /// Runs the binary with a clean environment: PATH with the double first, the log.
+    /// Runs the binary with PATH holding the double first, and the log.
     fn run(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
         self.run_with_path(args, env, &path)
@@ -122,7 +123,15 @@ impl Repo {
 
     fn run_with_path(&self, args: &[&str], env: &[(&str, &str)], path: &str) -> Output {
         let mut c = Command::new(support::bin());
-        c.env_clear().env("PATH", path).env("HOME", self.path()).env("PULUMI_DOUBLE_LOG", self.log_path());
+        // The machine's environment (its TLS settings reach PyPI for the image builds),
+        // minus everything that would change what the commands read.
+        for (k, _) in std::env::vars() {
+            let settings = ["PULUMI_", "AWS_", "XTASK_", "GITHUB_", "CARGO_TARGET_DIR"].iter().any(|p| k.starts_with(p));
+            if settings || k == "S3_PULUMI_BACKEND_URL" {
+                c.env_remove(k);
+            }
+        }
+        c.env("PATH", path).env("HOME", self.path()).env("PULUMI_DOUBLE_LOG", self.log_path());
         c.args(args).arg("--root").arg(self.path());
         for (k, v) in env {
             c.env(k, v);
@@ -140,14 +149,11 @@ impl Repo {
         let _ = fs::remove_file(self.log_path());
     }
 
-    /// The log as short words: `up compute`, `publish lambda-bootstrap`, ...
+    /// The log as short words: `up compute`, `preview edge`, ...
     fn steps(&self) -> Vec<String> {
         self.log()
             .iter()
             .map(|e| {
-                if let Some(p) = e["publish"].as_str() {
-                    return format!("publish {}", p.split_whitespace().next().unwrap_or(""));
-                }
                 let argv: Vec<&str> = e["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
                 let cwd = argv.iter().position(|a| *a == "--cwd").map(|i| argv[i + 1]).unwrap_or("");
                 let stack = Path::new(cwd).file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -158,7 +164,7 @@ impl Repo {
     }
 
     fn ups(&self) -> Vec<String> {
-        self.steps().into_iter().filter(|s| s.starts_with("up ") || s.starts_with("publish ")).collect()
+        self.steps().into_iter().filter(|s| s.starts_with("up ")).collect()
     }
 
     /// Pushes a small image `repo:latest` to the registry; returns its digest.
@@ -229,6 +235,14 @@ impl Repo {
     }
 }
 
+/// The layers `infra-bootstrap` ran, in order, from its `==> [i/n] <layer> (<env>)` lines.
+fn layers_run(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter_map(|l| l.strip_prefix("==> [")?.split_once("] ").map(|(_, rest)| rest.split_whitespace().next().unwrap_or("").to_owned()))
+        .collect()
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -257,24 +271,37 @@ fn assert_one_line_error(out: &Output, needles: &[&str]) {
 fn bootstrap_runs_every_layer_in_order_with_backups_and_the_image_manifest() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&[]);
-    let publisher = repo.fake_publisher();
-    // The passphrase also in the process environment: the image commands must not inherit it.
-    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str()), ("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)];
+    // The passphrase also in the process environment: Docker, run by the image layers in
+    // the same process, must not get it. A `docker` first on PATH records what it sees.
+    let real_docker = String::from_utf8(Command::new("sh").args(["-c", "command -v docker"]).output().unwrap().stdout).unwrap();
+    let seen = repo.path().join("docker-saw");
+    fs::write(
+        repo.bin.join("docker"),
+        format!(
+            "#!/bin/sh\nif [ -n \"$PULUMI_CONFIG_PASSPHRASE\" ]; then echo passphrase >> '{0}'; else echo clean >> '{0}'; fi\nexec {1} \"$@\"\n",
+            seen.display(),
+            real_docker.trim()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(repo.bin.join("docker"), fs::Permissions::from_mode(0o755)).unwrap();
+    let env = [("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)];
     let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &env);
     assert_ok(&out);
-    assert_eq!(
-        repo.ups(),
-        ["up persistent", "up foundation", "publish lambda-bootstrap", "publish service-push-all", "up compute", "up edge"],
-        "{:?}",
-        repo.steps()
-    );
+    let saw = fs::read_to_string(&seen).unwrap_or_default();
+    assert!(saw.contains("clean") && !saw.contains("passphrase"), "docker ran, and never with the passphrase: {saw:?}");
+    assert_eq!(layers_run(&out), ["persistent", "foundation", "lambda-images", "service-images", "compute", "edge"]);
+    assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute", "up edge"], "{:?}", repo.steps());
     // Each stack: a state backup (export), created on first use, previewed, then deployed.
     let steps = repo.steps();
     let persistent: Vec<&String> = steps.iter().filter(|s| s.ends_with(" persistent")).collect();
     assert_eq!(persistent, ["stack export persistent", "stack init persistent", "stack export persistent", "preview persistent", "up persistent"]);
-    // The image commands got the same registry.
-    let publishes: Vec<String> = repo.log().iter().filter_map(|e| e["publish"].as_str().map(str::to_owned)).collect();
-    assert_eq!(publishes, [format!("lambda-bootstrap --registry {}", reg.host), format!("service-push-all --registry {}", reg.host)]);
+    // The image layers built and pushed every image to the same registry, in this process.
+    let err = stderr(&out);
+    for image in ["tradai/lambda-base", "tradai/lambda-health-check", "tradai/lambda-drift-monitor", "tradai/backend"] {
+        assert!(err.contains(&format!("built    {image}")), "{image} built:\n{err}");
+        assert!(reg.digest(image, "latest").is_some(), "{image}:latest in the registry");
+    }
     // Every pulumi call: non-interactive, explicit stack and folder, the passphrase only
     // in the environment.
     for e in repo.log().iter().filter(|e| e["argv"].is_array()) {
@@ -316,8 +343,7 @@ fn bootstrap_runs_every_layer_in_order_with_backups_and_the_image_manifest() {
 fn bootstrap_stops_at_the_failing_layer_and_resumes_with_from() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&[]);
-    let publisher = repo.fake_publisher();
-    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str()), ("PULUMI_DOUBLE_FAIL", "compute")];
+    let env = [("PULUMI_DOUBLE_FAIL", "compute")];
     let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &env);
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -326,11 +352,11 @@ fn bootstrap_stops_at_the_failing_layer_and_resumes_with_from() {
     assert!(last.contains("`cargo xtask infra-bootstrap dev --from compute`"), "{last}");
     assert!(last.contains("(pulumi exited with status 4)"), "{last}");
     assert!(err.contains("creating Lambda Function"), "pulumi's own error is shown: {err}");
-    assert_eq!(repo.ups(), ["up persistent", "up foundation", "publish lambda-bootstrap", "publish service-push-all", "up compute"]);
+    assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute"]);
     assert!(!repo.steps().iter().any(|s| s.ends_with(" edge")), "nothing ran for edge: {:?}", repo.steps());
 
     repo.clear_log();
-    let out = repo.run(&["infra-bootstrap", "dev", "--from", "compute", "--registry", &reg.host], &[("XTASK_BOOTSTRAP_IMAGES_CMD", &publisher)]);
+    let out = repo.run(&["infra-bootstrap", "dev", "--from", "compute", "--registry", &reg.host], &[]);
     assert_ok(&out);
     assert_eq!(repo.ups(), ["up compute", "up edge"]);
     assert_eq!(repo.state("edge", "dev")["updates"], 1);
@@ -341,14 +367,16 @@ fn bootstrap_stops_at_the_failing_layer_and_resumes_with_from() {
 fn bootstrap_stops_when_publishing_images_fails() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&[]);
-    let publisher = repo.fake_publisher();
-    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str()), ("FAKE_PUBLISH_FAIL", "service-push-all")];
-    let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &env);
+    // The service image cannot build: the fixture base has no shell to RUN anything.
+    fs::write(repo.path().join("services/backend/Dockerfile"), "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nRUN false\n").unwrap();
+    let out = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.lines().last().unwrap().contains("stopped at layer service-images"), "{err}");
     assert!(err.contains("--from service-images"), "{err}");
-    assert_eq!(repo.ups(), ["up persistent", "up foundation", "publish lambda-bootstrap", "publish service-push-all"]);
+    assert_eq!(repo.ups(), ["up persistent", "up foundation"]);
+    assert!(reg.digest("tradai/lambda-health-check", "latest").is_some(), "the Lambda layer before it was published");
+    assert!(err.contains("failed   tradai/backend"), "{err}");
 }
 
 #[test]
@@ -364,6 +392,15 @@ fn bootstrap_dry_run_prints_the_steps_and_runs_nothing() {
     let out = repo.run(&["infra-bootstrap", "dev", "--dry-run", "--from", "compute"], &[]);
     assert_ok(&out);
     assert_eq!(stdout(&out).lines().count(), 3, "{}", stdout(&out));
+    // With a registry it can read, the image layers show their own build and push steps.
+    let reg = TestRegistry::start();
+    let out = repo.run(&["infra-bootstrap", "dev", "--dry-run", "--registry", &reg.host], &[]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    for step in ["would-build tradai/lambda-health-check", "would push     tradai/lambda-health-check:inputs-", "would-build tradai/backend", "would tag      tradai/backend:latest"] {
+        assert!(err.contains(step), "`{step}` missing:\n{err}");
+    }
+    assert!(reg.catalog().is_empty(), "a dry run pushes nothing");
     assert!(repo.log().is_empty(), "a dry run calls nothing");
 }
 
@@ -450,7 +487,6 @@ fn a_persistent_preview_with_a_replacement_stops_infra_up_unless_allowed() {
 fn every_seed_recipe_for_infrastructure_works_under_its_seed_name() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&[]);
-    let publisher = repo.fake_publisher();
     fs::remove_file(repo.path().join("infra/.env")).unwrap();
     // infra-setup creates infra/.env from the template; then the test fills it in.
     let out = repo.run(&["infra-setup"], &[]);
@@ -463,7 +499,7 @@ fn every_seed_recipe_for_infrastructure_works_under_its_seed_name() {
         repo.path().join("state").display()
     ));
     let images = ["--registry", reg.host.as_str()];
-    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str())];
+    let env: [(&str, &str); 0] = [];
     let recipes: Vec<Vec<&str>> = vec![
         vec!["infra-up-persistent", "dev"],
         vec!["infra-preview-persistent", "dev"],
@@ -631,8 +667,7 @@ fn stack_not_found_and_a_wrong_passphrase_are_clear_on_new_and_old_clis() {
 fn the_passphrase_never_appears_in_output_logs_files_or_argv() {
     let repo = Repo::new();
     let reg = repo.registry_with_images(&["tradai/backend"]);
-    let publisher = repo.fake_publisher();
-    let env = [("XTASK_BOOTSTRAP_IMAGES_CMD", publisher.as_str())];
+    let env: [(&str, &str); 0] = [];
     let mut outputs = Vec::new();
     let runs: Vec<Vec<&str>> = vec![
         vec!["infra-bootstrap", "dev", "--registry", &reg.host, "-vv"],
@@ -647,7 +682,7 @@ fn the_passphrase_never_appears_in_output_logs_files_or_argv() {
         outputs.push(repo.run(args, &env));
     }
     outputs.push(repo.run(&["infra-up", "foundation", "dev"], &[("PULUMI_DOUBLE_FAIL", "foundation"), ("PULUMI_DOUBLE_LEGACY_EXIT", "1")]));
-    // The runs did reach pulumi (the bootstrap stopped at compute: backend image missing).
+    // The runs did reach pulumi.
     assert!(repo.log().len() > 10);
     for out in &outputs {
         assert!(!stdout(out).contains(PASSPHRASE) && !stderr(out).contains(PASSPHRASE), "{}\n{}", stdout(out), stderr(out));

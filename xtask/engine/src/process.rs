@@ -90,6 +90,16 @@ fn install_hint(program: &str) -> String {
     }
 }
 
+/// Variables no child process gets unless its command sets them itself (a secret in this
+/// process's environment reaches only the programs that need it).
+static WITHHELD: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Withholds `names` from every child process that does not set them explicitly; set once,
+/// at start-up.
+pub fn withhold_from_children(names: &[&str]) {
+    let _ = WITHHELD.set(names.iter().map(|n| (*n).to_owned()).collect());
+}
+
 impl Cmd {
     pub fn new(program: impl Into<String>, purpose: impl Into<String>) -> Self {
         Cmd {
@@ -170,6 +180,9 @@ impl Cmd {
             expr = expr.env(k, v);
         }
         for k in &self.env_remove {
+            expr = expr.env_remove(k);
+        }
+        for k in WITHHELD.get().into_iter().flatten().filter(|k| !self.env.iter().any(|(set, _)| set == *k)) {
             expr = expr.env_remove(k);
         }
         expr = match &self.stdin {

@@ -14,19 +14,15 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::Args;
-use xtask_engine::Cmd;
 use xtask_pulumi::graph::{self, DestroyPolicy, Env, ImageSet, Layer, Stack};
 use xtask_pulumi::images::{self, ImageRegistry, MANIFEST_VAR, Required};
 use xtask_pulumi::{Needs, PreviewDigest, Pulumi, PulumiError, Settings, StackId};
 
+use crate::commands::build::{self, BuildArgs, Selection};
 use crate::commands::ops;
 use crate::commands::ops::lambda_images::{ImageState, check_lambda_images};
 use crate::project::{Project, lambda_image};
 use crate::publish::{self, RegistryChoice};
-
-/// Overrides the command that publishes images during `infra-bootstrap` (whitespace-split;
-/// the layer's arguments are appended). For tests and unusual setups.
-pub const BOOTSTRAP_IMAGES_CMD_VAR: &str = "XTASK_BOOTSTRAP_IMAGES_CMD";
 
 fn parse_stack(s: &str) -> Result<Stack, String> {
     s.parse().map_err(|e: graph::UnknownName| e.to_string())
@@ -261,40 +257,21 @@ impl Infra {
         Ok(())
     }
 
-    /// Runs the command that publishes one image set (a subprocess of this binary).
+    /// Builds and publishes one image set in this process: the same run as
+    /// `lambda-bootstrap` or `service-push-all`, with the layer's registry.
     fn publish_images(&self, set: ImageSet, images: &ImageArgs) -> Result<()> {
-        // The image tools need the AWS settings, not Pulumi's secrets.
-        let mut cmd =
-            publish_command(&self.project, set, images)?.env_remove("PULUMI_CONFIG_PASSPHRASE").env_remove("PULUMI_CONFIG_PASSPHRASE_FILE");
-        for (k, v) in self.pulumi.settings().child_env() {
-            if !k.starts_with("PULUMI_") {
-                cmd = cmd.env(k, v);
-            }
-        }
-        cmd.inherit_output().run()?;
-        Ok(())
+        publish_images(&self.project, set, images, false)
     }
 }
 
-/// `cargo xtask --root <root> <publish command> --registry <registry>`, run with this same
-/// executable, or the `XTASK_BOOTSTRAP_IMAGES_CMD` override.
-fn publish_command(project: &Project, set: ImageSet, images: &ImageArgs) -> Result<Cmd> {
-    let registry = images.registry_name(project);
-    let purpose = format!("publish the {}", set.name());
-    let cmd = match std::env::var(BOOTSTRAP_IMAGES_CMD_VAR).ok().filter(|v| !v.trim().is_empty()) {
-        Some(over) => {
-            let mut words = over.split_whitespace();
-            let program = words.next().unwrap_or_default().to_owned();
-            Cmd::new(program, purpose).args(words)
-        }
-        None => {
-            let exe = std::env::current_exe().context("cannot find this executable to run the image commands")?;
-            let exe = Utf8PathBuf::from_path_buf(exe)
-                .map_err(|p| anyhow::anyhow!("the path of this executable is not UTF-8: {}", p.display()))?;
-            Cmd::new(exe.as_str(), purpose).args(["--root", project.root.as_str()])
-        }
+/// The build and publish run of an image layer; with `dry_run`, its steps are printed.
+fn publish_images(project: &Project, set: ImageSet, images: &ImageArgs, dry_run: bool) -> Result<()> {
+    let args = BuildArgs { registry: Some(images.registry_name(project)), dry_run, ..BuildArgs::default() };
+    let selection = match set {
+        ImageSet::Lambda => Selection::Bootstrap,
+        ImageSet::Service => Selection::ServicePush(Vec::new()),
     };
-    Ok(cmd.args([set.publish_command(), "--registry", registry.as_str()]))
+    build::run_checked(project, selection, &args)
 }
 
 /// Digests from ECR: the Lambda images through [`check_lambda_images`] (the check behind
@@ -499,9 +476,22 @@ impl BootstrapArgs {
                         }
                         w
                     }
-                    Layer::Images(set) => publish_command(&project, *set, &self.images)?.display(),
+                    Layer::Images(set) => format!(
+                        "build and publish them in this process, as `cargo xtask {} --registry {}` does",
+                        set.publish_command(),
+                        self.images.registry_name(&project)
+                    ),
                 };
                 println!("  {}. {:<15} {what}", i + 1, layer.name());
+            }
+            // The image layers' own steps: builds, pushes and tags, planned and not run.
+            for layer in &layers {
+                if let Layer::Images(set) = layer {
+                    eprintln!("\n{} of {env}:", layer.name());
+                    if let Err(e) = publish_images(&project, *set, &self.images, true) {
+                        eprintln!("  cannot plan the {} here: {e:#}", set.name());
+                    }
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }
