@@ -164,25 +164,10 @@ pub fn last_error_line(stderr: &str) -> String {
     out
 }
 
-/// Removes terminal colour codes (Pulumi's diagnostics carry them even with `--color never`).
+/// Removes terminal colour codes (Pulumi's diagnostics carry them even with `--color never`),
+/// with the parser clap already brings in.
 pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for n in chars.by_ref() {
-                    if n.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
+    anstream::adapter::strip_str(text).to_string()
 }
 
 #[cfg(test)]
