@@ -244,17 +244,10 @@ fn set_uv_index(text: &str, url: &str) -> String {
     out
 }
 
+/// A TOML basic string, escaped by the `toml` crate (quotes, backslashes and control
+/// characters alike).
 fn toml_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    toml::Value::String(s.to_owned()).to_string()
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for URL userinfo).
@@ -300,6 +293,14 @@ mod tests {
         assert_eq!(after, "[install]\nuser = true\n\n[global]\nindex-url = U\ntimeout = 60\n");
         assert_eq!(set_ini_value(&after, "global", "index-url", "V"), after.replace("= U", "= V"));
         assert_eq!(set_ini_value("[install]\nuser = true\n", "global", "index-url", "U"), "[install]\nuser = true\n\n[global]\nindex-url = U\n");
+    }
+
+    #[test]
+    fn toml_strings_round_trip_through_the_toml_crate() {
+        for raw in ["https://u:p@host/simple/", "a\"b\\c", "tab\there\nnewline"] {
+            let doc: toml::Table = toml::from_str(&format!("url = {}", toml_string(raw))).unwrap();
+            assert_eq!(doc["url"].as_str(), Some(raw));
+        }
     }
 
     #[test]
