@@ -154,35 +154,22 @@ fn stale_mentions(rel: &str, text: &str, commands: &BTreeSet<String>, aliases: &
 
 /// Relative Markdown links (`[text](path)`) whose target does not exist.
 fn broken_links(root: &Utf8Path, path: &Utf8Path, rel: &str, text: &str) -> Vec<Diagnostic> {
+    use pulldown_cmark::{Event, Parser, Tag};
     let mut out = Vec::new();
     let base = path.parent().unwrap_or(root);
-    let mut in_code = false;
-    for (index, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
+    // A real Markdown parser: code blocks, inline code and reference links as Markdown
+    // means them.
+    for (event, range) in Parser::new(text).into_offset_iter() {
+        let Event::Start(Tag::Link { dest_url, .. }) = event else { continue };
+        let target = dest_url.as_ref();
+        if target.is_empty() || target.starts_with('#') || target.contains("://") || target.starts_with("mailto:") {
             continue;
         }
-        if in_code {
-            continue;
-        }
-        let mut rest = line;
-        while let Some(open) = rest.find("](") {
-            let after = &rest[open + 2..];
-            let Some(close) = after.find(')') else { break };
-            let target = after[..close].split_whitespace().next().unwrap_or("");
-            rest = &after[close..];
-            if target.is_empty() || target.starts_with('#') || target.contains("://") || target.starts_with("mailto:") {
-                continue;
-            }
-            let file = target.split('#').next().unwrap_or(target);
-            let resolved = if let Some(abs) = file.strip_prefix('/') { root.join(abs) } else { base.join(file) };
-            if !resolved.exists() {
-                out.push(Diagnostic::new("docs", format!("link to `{target}` does not resolve (no {resolved})")).at(
-                    rel,
-                    Some(index as u32 + 1),
-                    None,
-                ));
-            }
+        let file = target.split('#').next().unwrap_or(target);
+        let resolved = if let Some(abs) = file.strip_prefix('/') { root.join(abs) } else { base.join(file) };
+        if !resolved.exists() {
+            let line = text[..range.start].matches('\n').count() as u32 + 1;
+            out.push(Diagnostic::new("docs", format!("link to `{target}` does not resolve (no {resolved})")).at(rel, Some(line), None));
         }
     }
     out
@@ -221,9 +208,10 @@ mod tests {
         let root = Utf8Path::from_path(tmp.path()).unwrap();
         fs::create_dir_all(root.join("docs")).unwrap();
         fs::write(root.join("docs/a.md"), "").unwrap();
-        let text = "[ok](docs/a.md#part) [web](https://x.y) [gone](docs/b.md)\n```\n[in code](nope.md)\n```\n";
+        let text = "[ok](docs/a.md#part) [web](https://x.y) [gone](docs/b.md)\n```\n[in code](nope.md)\n```\n`[inline](nope.md)`\n\nSee [the ref][r].\n\n[r]: docs/missing.md\n";
         let d = broken_links(root, &root.join("README.md"), "README.md", text);
-        assert_eq!(d.len(), 1, "{d:?}");
-        assert!(d[0].display().starts_with("README.md:1: docs: link to `docs/b.md` does not resolve"));
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(d[0].display().starts_with("README.md:1: docs: link to `docs/b.md` does not resolve"), "{}", d[0].display());
+        assert!(d[1].display().starts_with("README.md:7: docs: link to `docs/missing.md` does not resolve"), "{}", d[1].display());
     }
 }
