@@ -155,3 +155,19 @@ fn test_fails_below_the_coverage_threshold() {
     assert!(err.contains("error: test cli: libs/tradai-cli: coverage: coverage of cli is"), "{err}");
     assert!(err.contains("below the 45% threshold"), "{err}");
 }
+
+#[test]
+fn security_fails_on_a_planted_finding_and_names_the_file() {
+    let copy = python_copy();
+    let file = "libs/tradai-data/src/tradai_data/store.py";
+    let lines = fs::read_to_string(copy.path().join(file)).unwrap().lines().count();
+    append(copy.path(), file, "\nimport subprocess  # noqa: E402\n\nsubprocess.call(\"ls\", shell=True)\n");
+    let gh = tempfile::tempdir().unwrap();
+    let out = xtask(copy.path(), &["ci", "security", "--skip-audit"], Some(gh.path()));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // bandit's JSON, read into located findings: the shell=True call is B602.
+    let call = lines + 4;
+    assert!(err.contains(&format!("error: security bandit: {file}:{call}:")) && err.contains("bandit B602"), "{err}");
+    assert!(err.contains(&format!("::error file={file},line={call},")), "{err}");
+}

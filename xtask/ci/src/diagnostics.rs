@@ -61,16 +61,18 @@ fn re(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
     cell.get_or_init(|| Regex::new(pattern).expect("the pattern is valid"))
 }
 
-/// `ruff check --output-format=concise`: `path:line:col: CODE [*] message`.
-pub fn ruff_check(output: &str) -> Vec<Diagnostic> {
-    static LINE: OnceLock<Regex> = OnceLock::new();
-    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (?:([A-Z]+[0-9]+|SyntaxError:?|invalid-syntax:?) )?(?:\[\*\] )?(.*)$");
-    output
-        .lines()
-        .filter_map(|l| {
-            let c = line_re.captures(l.trim_end())?;
-            let code = c.get(4).map(|m| m.as_str().trim_end_matches(':')).unwrap_or("error");
-            Some(Diagnostic::new(format!("ruff {code}"), c[5].to_owned()).at(&c[1], c[2].parse().ok(), c[3].parse().ok()))
+/// `ruff check --output-format=json`: an array of findings with `code`, `message`,
+/// `filename` (absolute; made relative to `root`) and `location {row, column}`.
+pub fn ruff_check(json: &str, root: &str) -> Vec<Diagnostic> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else { return Vec::new() };
+    items
+        .iter()
+        .map(|f| {
+            let code = f["code"].as_str().unwrap_or("error");
+            let file = f["filename"].as_str().unwrap_or_default();
+            let file = file.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(file);
+            let at = |k: &str| f["location"][k].as_u64().and_then(|n| u32::try_from(n).ok());
+            Diagnostic::new(format!("ruff {code}"), f["message"].as_str().unwrap_or_default()).at(file, at("row"), at("column"))
         })
         .collect()
 }
@@ -91,61 +93,73 @@ pub fn ruff_format(output: &str) -> Vec<Diagnostic> {
                 c[3].parse().ok(),
             ));
         } else if let Some(rest) = l.strip_prefix("error: Failed to parse ") {
-            out.extend(ruff_check(rest).into_iter().map(|d| Diagnostic { title: "ruff format".into(), ..d }));
+            let (file, why) = rest.split_once(": ").unwrap_or((rest, "cannot be parsed"));
+            let mut parts = file.rsplitn(3, ':');
+            let (col, line, path) = (parts.next(), parts.next(), parts.next());
+            let d = Diagnostic::new("ruff format", why);
+            out.push(match path {
+                Some(path) => d.at(path, line.and_then(|l| l.parse().ok()), col.and_then(|c| c.parse().ok())),
+                None => d.at(file, None, None),
+            });
         }
     }
     out
 }
 
-/// mypy with `--no-pretty --show-column-numbers`: `path:line[:col]: error: message  [code]`.
-pub fn mypy(output: &str) -> Vec<Diagnostic> {
-    static LINE: OnceLock<Regex> = OnceLock::new();
-    let line_re = re(&LINE, r"^(.+?\.pyi?):(?:(\d+):(?:(\d+):)?)? error: (.*?)(?:  \[([a-z0-9-]+)\])?$");
-    output
+/// mypy with `-O json`: one JSON object a line, with `file`, `line`, `column` (0 or -1
+/// when unknown), `message`, `code` and `severity`; only errors are kept.
+pub fn mypy(json_lines: &str) -> Vec<Diagnostic> {
+    json_lines
         .lines()
-        .filter_map(|l| {
-            let c = line_re.captures(l.trim_end())?;
-            let title = match c.get(5) {
-                Some(code) => format!("mypy [{}]", code.as_str()),
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["severity"] == "error")
+        .map(|e| {
+            let title = match e["code"].as_str() {
+                Some(code) => format!("mypy [{code}]"),
                 None => "mypy".to_owned(),
             };
-            Some(Diagnostic::new(title, c[4].to_owned()).at(
-                &c[1],
-                c.get(2).and_then(|m| m.as_str().parse().ok()),
-                c.get(3).and_then(|m| m.as_str().parse().ok()),
-            ))
+            let n = |k: &str| e[k].as_i64().filter(|n| *n > 0).and_then(|n| u32::try_from(n).ok());
+            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(e["file"].as_str().unwrap_or_default(), n("line"), n("column"))
         })
         .collect()
 }
 
-/// The bandit template the security job asks for.
-pub const BANDIT_TEMPLATE: &str = "{relpath}:{line}:{col}: {test_id} [{severity}/{confidence}] {msg}";
-
-/// bandit with `-f custom --msg-template` [`BANDIT_TEMPLATE`].
-pub fn bandit(output: &str) -> Vec<Diagnostic> {
-    static LINE: OnceLock<Regex> = OnceLock::new();
-    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (B\d+) (\[[A-Z]+/[A-Z]+\]) (.*)$");
-    output
-        .lines()
-        .filter_map(|l| {
-            let c = line_re.captures(l.trim_end())?;
-            let file = c[1].trim_start_matches("./");
-            let col: Option<u32> = c[3].parse().ok();
-            Some(Diagnostic::new(format!("bandit {} {}", &c[4], &c[5]), c[6].to_owned()).at(file, c[2].parse().ok(), col.map(|x| x + 1)))
+/// bandit with `-f json`: `results` with `filename`, `line_number`, `col_offset` (from
+/// 0), `test_id`, `issue_severity`, `issue_confidence` and `issue_text`.
+pub fn bandit(json: &str) -> Vec<Diagnostic> {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(json) else { return Vec::new() };
+    v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let title = format!(
+                "bandit {} [{}/{}]",
+                r["test_id"].as_str().unwrap_or("?"),
+                r["issue_severity"].as_str().unwrap_or("?"),
+                r["issue_confidence"].as_str().unwrap_or("?")
+            );
+            let file = r["filename"].as_str().unwrap_or_default().trim_start_matches("./");
+            let line = r["line_number"].as_u64().and_then(|n| u32::try_from(n).ok());
+            let col = r["col_offset"].as_u64().and_then(|n| u32::try_from(n + 1).ok());
+            Diagnostic::new(title, r["issue_text"].as_str().unwrap_or_default()).at(file, line, col)
         })
         .collect()
 }
 
-/// actionlint with `-oneline`: `path:line:col: message [kind]`.
-pub fn actionlint(output: &str) -> Vec<Diagnostic> {
-    static LINE: OnceLock<Regex> = OnceLock::new();
-    let line_re = re(&LINE, r"^(.+?):(\d+):(\d+): (.*?)(?: \[([a-z0-9-]+)\])?$");
-    output
-        .lines()
-        .filter_map(|l| {
-            let c = line_re.captures(l.trim_end())?;
-            let title = c.get(5).map_or_else(|| "actionlint".to_owned(), |k| format!("actionlint [{}]", k.as_str()));
-            Some(Diagnostic::new(title, c[4].to_owned()).at(&c[1], c[2].parse().ok(), c[3].parse().ok()))
+/// The `-format` actionlint is given for JSON output.
+pub const ACTIONLINT_JSON: &str = "{{json .}}";
+
+/// actionlint with `-format '{{json .}}'`: an array of errors with `message`, `filepath`,
+/// `line`, `column` and `kind`.
+pub fn actionlint(json: &str) -> Vec<Diagnostic> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json.trim()) else { return Vec::new() };
+    items
+        .iter()
+        .map(|e| {
+            let title = e["kind"].as_str().map_or_else(|| "actionlint".to_owned(), |k| format!("actionlint [{k}]"));
+            let n = |k: &str| e[k].as_u64().and_then(|n| u32::try_from(n).ok());
+            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(e["filepath"].as_str().unwrap_or_default(), n("line"), n("column"))
         })
         .collect()
 }
@@ -296,13 +310,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ruff_concise_lines() {
-        let out = "libs/a/src/x.py:1:8: F401 [*] `os` imported but unused\nlibs/a/src/y.py:3:1: SyntaxError: Expected an expression\nFound 2 errors.\n[*] 1 fixable with `--fix`.\n";
-        let d = ruff_check(out);
+    fn ruff_json_findings_are_made_relative() {
+        // As ruff 0.x prints them (`ruff check --output-format=json`), abridged.
+        let out = r#"[{"cell":null,"code":"F401","filename":"/repo/libs/a/src/x.py","location":{"column":8,"row":1},"message":"`os` imported but unused","name":"unused-import"},
+            {"cell":null,"code":"invalid-syntax","filename":"/repo/libs/a/src/y.py","location":{"column":1,"row":3},"message":"unexpected EOF while parsing"}]"#;
+        let d = ruff_check(out, "/repo");
         assert_eq!(d.len(), 2);
         assert_eq!(d[0], Diagnostic::new("ruff F401", "`os` imported but unused").at("libs/a/src/x.py", Some(1), Some(8)));
-        assert_eq!(d[1].title, "ruff SyntaxError");
-        assert_eq!(d[1].file.as_deref(), Some("libs/a/src/y.py"));
+        assert_eq!(d[1].title, "ruff invalid-syntax");
+        assert!(ruff_check("not json", "/repo").is_empty());
     }
 
     #[test]
@@ -314,22 +330,28 @@ mod tests {
     }
 
     #[test]
-    fn mypy_lines_with_and_without_columns() {
-        let out = "libs/a/src/x.py:2:10: error: Incompatible types in assignment (expression has type \"str\", variable has type \"int\")  [assignment]\nlibs/a/src/x.py:6: error: Missing return  [return]\nlibs/a/src/x.py:7: note: See docs\nlibs/a/src/z.py: error: Duplicate module named \"z\"\nFound 2 errors in 1 file (checked 3 source files)\n";
+    fn mypy_json_lines_with_and_without_columns() {
+        // As mypy 2.x prints them with `-O json`.
+        let out = concat!(
+            r#"{"file": "libs/a/src/x.py", "line": 2, "column": 9, "end_line": 2, "end_column": 12, "message": "Incompatible types in assignment", "hint": null, "code": "assignment", "severity": "error"}"#,
+            "\n",
+            r#"{"file": "libs/a/src/x.py", "line": 7, "column": -1, "message": "See docs", "hint": null, "code": null, "severity": "note"}"#,
+            "\n",
+            r#"{"file": "libs/a/src/z.py", "line": -1, "column": -1, "message": "Duplicate module named \"z\"", "hint": null, "code": null, "severity": "error"}"#,
+            "\n"
+        );
         let d = mypy(out);
-        assert_eq!(d.len(), 3);
+        assert_eq!(d.len(), 2, "notes are left out: {d:?}");
         assert_eq!(d[0].title, "mypy [assignment]");
-        assert_eq!((d[0].line, d[0].col), (Some(2), Some(10)));
-        assert_eq!((d[1].line, d[1].col), (Some(6), None));
-        assert_eq!(d[2].line, None);
-        assert_eq!(d[2].file.as_deref(), Some("libs/a/src/z.py"));
+        assert_eq!((d[0].line, d[0].col), (Some(2), Some(9)));
+        assert_eq!((d[1].title.as_str(), d[1].line, d[1].file.as_deref()), ("mypy", None, Some("libs/a/src/z.py")));
     }
 
     #[test]
-    fn bandit_template_lines() {
-        let d = bandit("libs/a/src/x.py:4:0: B105 [LOW/MEDIUM] Possible hardcoded password: 'x'\n");
+    fn bandit_json_results() {
+        let out = r#"{"errors": [], "results": [{"code": "4 x = 'a'\n", "col_offset": 0, "filename": "./libs/a/src/x.py", "issue_confidence": "MEDIUM", "issue_severity": "LOW", "issue_text": "Possible hardcoded password: 'x'", "line_number": 4, "test_id": "B105"}]}"#;
         assert_eq!(
-            d,
+            bandit(out),
             vec![Diagnostic::new("bandit B105 [LOW/MEDIUM]", "Possible hardcoded password: 'x'").at("libs/a/src/x.py", Some(4), Some(1))]
         );
     }
@@ -362,10 +384,10 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
     }
 
     #[test]
-    fn actionlint_oneline() {
-        let d = actionlint(".github/workflows/docs.yml:26:5: unexpected key \"bogus-key\" for \"job\" section [syntax-check]\n");
+    fn actionlint_json() {
+        let out = r#"[{"message":"unexpected key \"bogus-key\" for \"job\" section","filepath":".github/workflows/docs.yml","line":26,"column":5,"kind":"syntax-check","snippet":"    bogus-key: 1","end_column":13}]"#;
         assert_eq!(
-            d,
+            actionlint(out),
             vec![Diagnostic::new("actionlint [syntax-check]", "unexpected key \"bogus-key\" for \"job\" section").at(
                 ".github/workflows/docs.yml",
                 Some(26),

@@ -16,7 +16,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Args, Subcommand};
-use xtask_ci::diagnostics::{self, BANDIT_TEMPLATE, Diagnostic};
+use xtask_ci::diagnostics::{self, Diagnostic};
 use xtask_ci::github::markdown_table;
 use xtask_ci::repo::{LAMBDAS_DIR, coverage_threshold};
 use xtask_ci::{Affected, Github, Repo};
@@ -325,6 +325,14 @@ fn under_dir(mut d: Diagnostic, dir: &str) -> Diagnostic {
         d.file = Some(format!("{dir}/{}", f.trim_start_matches("./")));
     }
     d
+}
+
+/// Prints a tool's findings to the log, one readable line each (the tools are run with
+/// their machine-readable output, which is what the jobs parse).
+fn show(found: &[Diagnostic]) {
+    for d in found {
+        eprintln!("{}", d.display());
+    }
 }
 
 fn last_line(text: &str) -> String {

@@ -8,13 +8,14 @@ impl Gate<'_> {
         let started = Instant::now();
         self.github.group("ci lint: ruff check, ruff format --check");
         let (check, check_code) =
-            self.capture(self.tool("ruff", "check the Python code with ruff")?.args(["check", "--output-format=concise", "."]))?;
-        eprint!("{check}");
+            self.capture(self.tool("ruff", "check the Python code with ruff")?.args(["check", "--output-format=json", "."]))?;
+        let found = diagnostics::ruff_check(&check, self.root().as_str());
+        show(&found);
         let (format, format_code) =
             self.capture(self.tool("ruff", "check the Python formatting with ruff")?.args(["format", "--check", "."]))?;
         eprint!("{format}");
         self.github.end_group();
-        let mut diagnostics = diagnostics::ruff_check(&check);
+        let mut diagnostics = found;
         diagnostics.extend(diagnostics::ruff_format(&format));
         let ok = check_code == Some(0) && format_code == Some(0);
         if !ok && diagnostics.is_empty() {
@@ -40,15 +41,10 @@ impl Gate<'_> {
             let started = Instant::now();
             let src = format!("{}/src", p.dir);
             self.github.group(&format!("ci typecheck {}: mypy {src}", p.name));
-            let (out, code) = self.capture(self.tool("mypy", &format!("type-check {}", p.name))?.args([
-                "--no-pretty",
-                "--show-column-numbers",
-                "--no-color-output",
-                src.as_str(),
-            ]))?;
-            eprint!("{out}");
-            self.github.end_group();
+            let (out, code) = self.capture(self.tool("mypy", &format!("type-check {}", p.name))?.args(["-O", "json", src.as_str()]))?;
             let mut diagnostics = diagnostics::mypy(&out);
+            show(&diagnostics);
+            self.github.end_group();
             let ok = code == Some(0);
             if !ok && diagnostics.is_empty() {
                 diagnostics.push(Diagnostic::new("mypy", format!("mypy failed on {src}: {}", last_line(&out))));

@@ -80,11 +80,11 @@ impl Gate<'_> {
             self.tool("bandit", "scan the code with bandit")?
                 .args(["--quiet", "--configfile", "pyproject.toml", "--recursive"])
                 .args(targets.iter().copied())
-                .args(["--format", "custom", "--msg-template", BANDIT_TEMPLATE]),
+                .args(["--format", "json"]),
         )?;
-        eprint!("{out}");
-        self.github.end_group();
         let mut diagnostics = diagnostics::bandit(&out);
+        show(&diagnostics);
+        self.github.end_group();
         let ok = code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("bandit", format!("bandit failed: {}", last_line(&out))));

@@ -38,13 +38,13 @@ impl Gate<'_> {
         self.github.group("ci workflows: actionlint");
         let (out, code) = self.capture(
             Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint")
-                .args(["-oneline", "-no-color"])
+                .args(["-no-color", "-format", diagnostics::ACTIONLINT_JSON])
                 .args(paths.iter().cloned())
                 .dir(self.root()),
         )?;
-        eprint!("{out}");
-        self.github.end_group();
         let mut diagnostics = diagnostics::actionlint(&out);
+        show(&diagnostics);
+        self.github.end_group();
         let ok = code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("actionlint", format!("actionlint failed: {}", last_line(&out))));
