@@ -225,50 +225,39 @@ pub fn check_jsonschema(output: &str) -> Vec<Diagnostic> {
 /// The line is where the failure was raised when that is in the test's own file,
 /// otherwise the test function's line.
 pub fn pytest_junit(xml: &str) -> Vec<Diagnostic> {
-    static CASE: OnceLock<Regex> = OnceLock::new();
-    static ATTR: OnceLock<Regex> = OnceLock::new();
-    static PROBLEM: OnceLock<Regex> = OnceLock::new();
     static TRACE: OnceLock<Regex> = OnceLock::new();
     static FILE_LINE: OnceLock<Regex> = OnceLock::new();
-    let case = re(&CASE, r"(?s)<testcase\b([^>]*?)(?:/>|>(.*?)</testcase>)");
-    let attr = re(&ATTR, r#"([a-z_]+)="([^"]*)""#);
-    let problem = re(&PROBLEM, r#"(?s)<(failure|error)\b([^>]*?)(?:/>|>(.*?)</(?:failure|error)>)"#);
+    // The traceback is text; the report around it is XML, read with an XML parser.
     let trace = re(&TRACE, r"(?m)^([^\s:]+\.py):(\d+): ");
     let file_line = re(&FILE_LINE, r#"File "([^"]+\.py)", line (\d+)"#);
+    let Ok(doc) = roxmltree::Document::parse(xml) else { return Vec::new() };
     let mut out = Vec::new();
-    for c in case.captures_iter(xml) {
-        let Some(body) = c.get(2) else { continue };
-        let Some(p) = problem.captures(body.as_str()) else { continue };
-        let get = |text: &str, key: &str| attr.captures_iter(text).find(|a| &a[1] == key).map(|a| unescape(&a[2]));
-        let attrs = &c[1];
-        let name = get(attrs, "name").unwrap_or_default();
-        let classname = get(attrs, "classname").unwrap_or_default();
-        let message = get(&p[2], "message").unwrap_or_else(|| p[1].to_owned());
-        let message = message.lines().next().unwrap_or_default().to_owned();
-        let text = p.get(3).map(|m| unescape(m.as_str())).unwrap_or_default();
-        let file = get(attrs, "file");
+    for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
+        let Some(p) = case.children().find(|n| n.has_tag_name("failure") || n.has_tag_name("error")) else { continue };
+        let kind = p.tag_name().name();
+        let name = case.attribute("name").unwrap_or_default();
+        let classname = case.attribute("classname").unwrap_or_default();
+        let message = p.attribute("message").unwrap_or(kind).lines().next().unwrap_or_default();
+        let text = p.text().unwrap_or_default();
+        let file = case.attribute("file");
         // The class of a test method is what the classname adds to the file's module.
-        let class = match &file {
-            Some(f) => classname
-                .strip_prefix(&f.trim_end_matches(".py").replace('/', "."))
-                .unwrap_or(&classname)
-                .trim_start_matches('.')
-                .to_owned(),
-            None => classname.clone(),
+        let class = match file {
+            Some(f) => classname.strip_prefix(&f.trim_end_matches(".py").replace('/', ".")).unwrap_or(classname).trim_start_matches('.'),
+            None => classname,
         };
-        let test = if class.is_empty() { name.clone() } else { format!("{class}::{name}") };
-        let mut d = Diagnostic::new(format!("pytest {}", if &p[1] == "error" { "error" } else { "failure" }), format!("{test}: {message}"));
+        let test = if class.is_empty() { name.to_owned() } else { format!("{class}::{name}") };
+        let mut d = Diagnostic::new(format!("pytest {}", if kind == "error" { "error" } else { "failure" }), format!("{test}: {message}"));
         match file {
             Some(file) => {
-                let raised = trace.captures_iter(&text).filter(|t| t[1] == file).last().and_then(|t| t[2].parse().ok());
-                let def_line = get(attrs, "line").and_then(|l| l.parse::<u32>().ok()).map(|l| l + 1);
+                let raised = trace.captures_iter(text).filter(|t| &t[1] == file).last().and_then(|t| t[2].parse().ok());
+                let def_line = case.attribute("line").and_then(|l| l.parse::<u32>().ok()).map(|l| l + 1);
                 d = d.at(file, raised.or(def_line), None);
             }
             None => {
                 // A collection error: the location is in the traceback.
-                if let Some(t) = file_line.captures_iter(&text).last() {
+                if let Some(t) = file_line.captures_iter(text).last() {
                     d = d.at(&t[1], t[2].parse().ok(), None);
-                } else if let Some(t) = trace.captures_iter(&text).last() {
+                } else if let Some(t) = trace.captures_iter(text).last() {
                     d = d.at(&t[1], t[2].parse().ok(), None);
                 }
             }
@@ -284,26 +273,6 @@ pub fn coverage_percent(json: &str) -> Option<f64> {
     value.get("totals")?.get("percent_covered")?.as_f64()
 }
 
-fn unescape(text: &str) -> String {
-    static ENTITY: OnceLock<Regex> = OnceLock::new();
-    let entity = re(&ENTITY, r"&(#x?[0-9a-fA-F]+|lt|gt|amp|quot|apos);");
-    entity
-        .replace_all(text, |c: &regex_lite::Captures<'_>| match &c[1] {
-            "lt" => "<".to_owned(),
-            "gt" => ">".to_owned(),
-            "amp" => "&".to_owned(),
-            "quot" => "\"".to_owned(),
-            "apos" => "'".to_owned(),
-            num => {
-                let code = match num.strip_prefix("#x") {
-                    Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                    None => num[1..].parse().ok(),
-                };
-                code.and_then(char::from_u32).map(String::from).unwrap_or_default()
-            }
-        })
-        .into_owned()
-}
 
 #[cfg(test)]
 mod tests {
