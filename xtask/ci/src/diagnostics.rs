@@ -164,27 +164,32 @@ pub fn actionlint(json: &str) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// zizmor's plain output: a `level[audit]: message` header, then ` --> path:line:col`.
-pub fn zizmor(output: &str) -> Vec<Diagnostic> {
-    static HEADER: OnceLock<Regex> = OnceLock::new();
-    static ARROW: OnceLock<Regex> = OnceLock::new();
-    let header = re(&HEADER, r"^(error|warning|help|info|note)\[([A-Za-z0-9_-]+)\]: (.*)$");
-    let arrow = re(&ARROW, r"^\s*--> (.+?):(\d+):(\d+)$");
-    let mut out = Vec::new();
-    let mut pending: Option<Diagnostic> = None;
-    for l in output.lines() {
-        let l = l.trim_end();
-        if let Some(c) = header.captures(l) {
-            out.extend(pending.take());
-            pending = Some(Diagnostic::new(format!("zizmor {} [{}]", &c[1], &c[2]), c[3].to_owned()));
-        } else if let Some(c) = arrow.captures(l)
-            && let Some(d) = pending.take()
-        {
-            out.push(d.at(&c[1], c[2].parse().ok(), c[3].parse().ok()));
-        }
-    }
-    out.extend(pending);
-    out
+/// zizmor with `--format json`: an array of findings (`ident`, `desc`,
+/// `determinations.severity`), each located at its `Primary` location (`symbolic.key`'s
+/// local path, `concrete.location.start_point` counted from 0). The title carries the
+/// level zizmor's own text output shows for the severity.
+pub fn zizmor(json: &str) -> Vec<Diagnostic> {
+    let Ok(serde_json::Value::Array(findings)) = serde_json::from_str(json.trim()) else { return Vec::new() };
+    findings
+        .iter()
+        .map(|f| {
+            let level = match f["determinations"]["severity"].as_str().unwrap_or_default() {
+                "High" => "error",
+                "Medium" => "warning",
+                "Low" => "help",
+                _ => "info",
+            };
+            let title = format!("zizmor {level} [{}]", f["ident"].as_str().unwrap_or("?"));
+            let d = Diagnostic::new(title, f["desc"].as_str().unwrap_or_default());
+            let locations = f["locations"].as_array().cloned().unwrap_or_default();
+            let Some(at) = locations.iter().find(|l| l["symbolic"]["kind"] == "Primary").or(locations.first()) else { return d };
+            let local = &at["symbolic"]["key"]["Local"];
+            let path = local["verbatim_path"].as_str().or(local["given_path"].as_str()).unwrap_or_default();
+            let point = &at["concrete"]["location"]["start_point"];
+            let n = |k: &str| point[k].as_u64().and_then(|n| u32::try_from(n + 1).ok());
+            d.at(path, n("row"), n("column"))
+        })
+        .collect()
 }
 
 /// check-jsonschema with `--output-format json`. The schema reports a JSON path, not a
@@ -366,8 +371,13 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
     }
 
     #[test]
-    fn zizmor_plain_findings() {
-        let out = "error[template-injection]: code injection via template expansion\n  --> .github/workflows/docs.yml:37:45\n   |\n37 |  run: x\n\nhelp[self-repository]: use GitHub's dedicated self-repository syntax\n  --> .github/workflows/ci.yml:59:11\n\n2 findings: 1 high\n";
+    fn zizmor_json_findings_at_their_primary_location() {
+        // As zizmor 1.x prints them with `--format json`, abridged.
+        let out = r#"[{"ident":"template-injection","desc":"code injection via template expansion","determinations":{"confidence":"High","severity":"High","persona":"Regular"},"locations":[
+            {"symbolic":{"key":{"Local":{"verbatim_path":".github/workflows/docs.yml"}},"kind":"Hidden"},"concrete":{"location":{"start_point":{"row":30,"column":8}}}},
+            {"symbolic":{"key":{"Local":{"verbatim_path":".github/workflows/docs.yml"}},"kind":"Primary"},"concrete":{"location":{"start_point":{"row":36,"column":44}}}}]},
+            {"ident":"self-repository","desc":"use GitHub's dedicated self-repository syntax","determinations":{"severity":"Low"},"locations":[
+            {"symbolic":{"key":{"Local":{"given_path":".github/workflows/ci.yml"}},"kind":"Primary"},"concrete":{"location":{"start_point":{"row":58,"column":10}}}}]}]"#;
         let d = zizmor(out);
         assert_eq!(d.len(), 2);
         assert_eq!(
@@ -375,6 +385,8 @@ E   SyntaxError: invalid syntax</error></testcase>"#;
             ".github/workflows/docs.yml:37:45: zizmor error [template-injection]: code injection via template expansion"
         );
         assert_eq!(d[1].title, "zizmor help [self-repository]");
+        assert_eq!((d[1].file.as_deref(), d[1].line), (Some(".github/workflows/ci.yml"), Some(59)));
+        assert!(zizmor("[]").is_empty());
     }
 
     #[test]

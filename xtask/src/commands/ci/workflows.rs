@@ -61,13 +61,13 @@ impl Gate<'_> {
         self.github.group("ci workflows: zizmor --offline");
         let (out, code) = self.capture(
             Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor")
-                .args(["--offline", "--quiet", "--format", "plain", WORKFLOWS_DIR])
+                .args(["--offline", "--quiet", "--format", "json", WORKFLOWS_DIR])
                 .env("NO_COLOR", "1")
                 .dir(self.root()),
         )?;
-        eprint!("{out}");
-        self.github.end_group();
         let mut diagnostics = diagnostics::zizmor(&out);
+        show(&diagnostics);
+        self.github.end_group();
         let ok = code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("zizmor", format!("zizmor failed: {}", last_line(&out))));
@@ -76,7 +76,7 @@ impl Gate<'_> {
             name: "workflows zizmor".into(),
             ok,
             seconds: started.elapsed().as_secs_f64(),
-            note: last_line(&out),
+            note: format!("{} finding(s)", diagnostics.len()),
             diagnostics,
         });
 
