@@ -8,19 +8,25 @@ differences. Stacks import values from here instead of repeating them; per-stack
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
+
+#: The facts `cargo xtask` reads too (project name, environments, trading services,
+#: which environments run the API on the consolidated EC2 host): one file, two readers.
+DEPLOYMENT = tomllib.loads((Path(__file__).parent / "deployment.toml").read_text(encoding="utf-8"))
 
 # ---------------------------------------------------------------------------
 # Core configuration
 # ---------------------------------------------------------------------------
 
-PROJECT_NAME = "tradai"
+PROJECT_NAME: str = DEPLOYMENT["project"]
 ENVIRONMENT = pulumi.get_stack()  # dev, staging, prod
 AWS_REGION = "eu-central-1"
-ENVIRONMENTS = ("dev", "staging", "prod")
+ENVIRONMENTS: tuple[str, ...] = tuple(DEPLOYMENT["environments"])
 
 #: The four Pulumi projects, in deployment order.
 STACKS = ("persistent", "foundation", "compute", "edge")
@@ -111,7 +117,7 @@ TRADING_SERVICES: dict[str, dict[str, Any]] = {
         "topics": ["alerts"],
         "mode": mode,
     }
-    for name, mode in (("dry-run-trading", "dry-run"), ("live-trading", "live"))
+    for name, mode in DEPLOYMENT["trading-services"].items()
 }
 
 #: Backtests run as one-off ECS tasks of the strategy-service image, started by the
@@ -322,7 +328,7 @@ ENVIRONMENT_SETTINGS: dict[str, EnvironmentSettings] = {
         log_retention_days=7,
         use_fargate_spot=True,
         live_trading_on_spot=True,
-        consolidated_ec2=True,
+        consolidated_ec2=DEPLOYMENT["consolidated-ec2"]["dev"],
         consolidated_instance_type="t3.medium",
         service_desired_count=1,
         container_insights=False,
@@ -336,7 +342,7 @@ ENVIRONMENT_SETTINGS: dict[str, EnvironmentSettings] = {
         log_retention_days=30,
         use_fargate_spot=True,
         live_trading_on_spot=False,
-        consolidated_ec2=True,
+        consolidated_ec2=DEPLOYMENT["consolidated-ec2"]["staging"],
         consolidated_instance_type="t3.large",
         service_desired_count=1,
         container_insights=False,
@@ -350,7 +356,7 @@ ENVIRONMENT_SETTINGS: dict[str, EnvironmentSettings] = {
         log_retention_days=90,
         use_fargate_spot=True,  # backtests and dry-run only; never live trading
         live_trading_on_spot=False,
-        consolidated_ec2=False,
+        consolidated_ec2=DEPLOYMENT["consolidated-ec2"]["prod"],
         consolidated_instance_type="t3.large",
         service_desired_count=2,
         container_insights=True,

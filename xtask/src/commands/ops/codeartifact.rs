@@ -43,7 +43,7 @@ pub struct CodeartifactLoginArgs {
 
 /// The CodeArtifact domain of an environment (the persistent stack's `tradai-<env>`).
 pub fn domain(env: Env) -> String {
-    format!("{}-{env}", super::PROJECT)
+    format!("{}-{env}", super::project_name())
 }
 
 /// A package index with credentials: where to upload, where its simple index is.

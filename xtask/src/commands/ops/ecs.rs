@@ -13,8 +13,11 @@ use super::{ChangeArgs, Env, EnvArg, WaitArgs, Watch, confirm, connect, resource
 use crate::project::Project;
 
 /// The trading services: the strategy-service image run as long-lived ECS services in
-/// every environment (config.py `TRADING_SERVICES`); they have no Dockerfile of their own.
-pub const TRADING_SERVICES: &[&str] = &["dry-run-trading", "live-trading"];
+/// every environment (deployment.toml, which config.py reads too); they have no
+/// Dockerfile of their own.
+pub fn trading_services() -> Vec<String> {
+    super::deployment().trading_services.keys().cloned().collect()
+}
 
 /// What `ecs-force-deploy-all` redeploys, as the seeds define it: the trading services.
 pub const FORCE_DEPLOY_ALL: &[&str] = &["strategy-service", "dry-run-trading", "live-trading"];
@@ -53,7 +56,7 @@ pub struct EcsForceDeployAllArgs {
 /// The API services (services/*/Dockerfile) and the trading services, sorted.
 pub fn known_services(project: &Project) -> Result<Vec<String>> {
     let mut all = project.services()?;
-    all.extend(TRADING_SERVICES.iter().map(|s| (*s).to_owned()));
+    all.extend(trading_services());
     all.sort();
     Ok(all)
 }
@@ -67,7 +70,7 @@ pub fn ecs_service_name(service: &str, env: Env) -> String {
 
 /// The ECS cluster of an environment.
 pub fn cluster_name(env: Env) -> String {
-    format!("{}-{env}", super::PROJECT)
+    format!("{}-{env}", super::project_name())
 }
 
 /// Checks a service name typed by the user; `backend-api` is accepted for `backend`.

@@ -21,16 +21,37 @@ use xtask_engine::Progress;
 
 use crate::project::Project;
 
-/// The project name every resource name starts with (config.py `PROJECT_NAME`).
-pub const PROJECT: &str = "tradai";
-
 /// A deployment environment: the same type the stack graph uses.
 pub use xtask_pulumi::graph::Env;
 
-/// Whether the API services of `env` run on the consolidated EC2 host instead of ECS
-/// (infra/shared config.py `EnvironmentSettings.consolidated_ec2`).
+/// The deployment facts the Pulumi programs read too, from their one file
+/// (`infra/shared/tradai_infra_shared/deployment.toml`, built into the binary).
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Deployment {
+    pub project: String,
+    pub trading_services: std::collections::BTreeMap<String, String>,
+    pub consolidated_ec2: std::collections::BTreeMap<String, bool>,
+}
+
+/// The deployment facts (parsed once; a test checks the file parses and covers every
+/// environment).
+pub fn deployment() -> &'static Deployment {
+    static FACTS: std::sync::OnceLock<Deployment> = std::sync::OnceLock::new();
+    FACTS.get_or_init(|| {
+        toml::from_str(include_str!("../../../../infra/shared/tradai_infra_shared/deployment.toml"))
+            .expect("deployment.toml is valid (checked by a test)")
+    })
+}
+
+/// The project name every resource name starts with.
+pub fn project_name() -> &'static str {
+    &deployment().project
+}
+
+/// Whether the API services of `env` run on the consolidated EC2 host instead of ECS.
 pub fn consolidated(env: Env) -> bool {
-    matches!(env, Env::Dev | Env::Staging)
+    deployment().consolidated_ec2.get(env.name()).copied().unwrap_or(false)
 }
 
 /// `--env` for commands that only read.
@@ -77,7 +98,7 @@ impl WaitArgs {
 
 /// `tradai-<name>-<env>`, the standard resource name (config.py `get_resource_name`).
 pub fn resource_name(name: &str, env: Env) -> String {
-    format!("{PROJECT}-{name}-{env}")
+    format!("{}-{name}-{env}", project_name())
 }
 
 /// Refuses to change prod unless `--yes-prod` is given or the user types `prod` on a
@@ -201,6 +222,20 @@ mod tests {
         assert_eq!(resource_name("consolidated", Env::Dev), "tradai-consolidated-dev");
         assert_eq!(resource_name("backend-api", Env::Prod), "tradai-backend-api-prod");
         assert!(consolidated(Env::Dev) && consolidated(Env::Staging) && !consolidated(Env::Prod));
+    }
+
+    #[test]
+    fn the_deployment_facts_cover_every_environment_the_tool_knows() {
+        let d = deployment();
+        let known: Vec<&str> = Env::ALL.iter().map(|e| e.name()).collect();
+        let raw: toml::Table = toml::from_str(include_str!("../../../../infra/shared/tradai_infra_shared/deployment.toml")).unwrap();
+        let listed: Vec<&str> = raw["environments"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(listed, known, "deployment.toml and the stack graph list the same environments");
+        for env in &known {
+            assert!(d.consolidated_ec2.contains_key(*env), "consolidated-ec2 lacks {env}");
+        }
+        assert_eq!(project_name(), "tradai");
+        assert_eq!(crate::commands::ops::ecs::trading_services(), ["dry-run-trading", "live-trading"]);
     }
 
     #[test]
