@@ -57,10 +57,11 @@ pub fn choose(project: &Project, flag: Option<&str>) -> Result<RegistryChoice> {
     }
 }
 
-/// The registry seen as the engine's remote cache; remembers what it found.
+/// The registry seen as the engine's remote cache; remembers what it found, by image and
+/// hash tag (a run may plan twice, on two bases, and ask about two hashes of one image).
 pub struct RegistryCache<'a> {
     pub registry: &'a dyn Registry,
-    found: Mutex<HashMap<String, Option<Manifest>>>,
+    found: Mutex<HashMap<(String, String), Option<Manifest>>>,
     /// `docker login` runs once, and only when a push or pull needs it.
     login: std::sync::OnceLock<Result<(), String>>,
 }
@@ -77,23 +78,24 @@ impl<'a> RegistryCache<'a> {
 
     /// Looks up the input-hash tags of `items` (id, hash), reusing earlier answers.
     fn lookup_many(&self, items: &[(&str, &InputHash)]) -> Result<Vec<Option<Manifest>>> {
+        let keys: Vec<(String, String)> = items.iter().map(|(id, h)| ((*id).to_owned(), h.tag())).collect();
         let missing: Vec<(String, String)> = {
             let found = self.found.lock().expect("lock");
-            items.iter().filter(|(id, _)| !found.contains_key(*id)).map(|(id, h)| ((*id).to_owned(), h.tag())).collect()
+            keys.iter().filter(|k| !found.contains_key(*k)).cloned().collect()
         };
         if !missing.is_empty() {
             let answers = self.registry.lookup(&missing)?;
             let mut found = self.found.lock().expect("lock");
-            for ((id, _), answer) in missing.into_iter().zip(answers) {
-                found.insert(id, answer);
+            for (key, answer) in missing.into_iter().zip(answers) {
+                found.insert(key, answer);
             }
         }
         let found = self.found.lock().expect("lock");
-        Ok(items.iter().map(|(id, _)| found.get(*id).cloned().flatten()).collect())
+        Ok(keys.iter().map(|k| found.get(k).cloned().flatten()).collect())
     }
 
     fn forget(&self, id: &str) {
-        self.found.lock().expect("lock").remove(id);
+        self.found.lock().expect("lock").retain(|(image, _), _| image != id);
     }
 }
 
@@ -275,4 +277,54 @@ pub fn table(published: &[Published]) -> String {
 /// Notes to show (re-pushes after a digest mismatch or deletion).
 pub fn notes(published: &[Published]) -> BTreeMap<&str, &str> {
     published.iter().filter_map(|p| p.note.as_deref().map(|n| (p.id.as_str(), n))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry holding `repository:tag` pairs, counting the lookups it answers.
+    struct Holding {
+        tags: Vec<(String, String)>,
+        asked: Mutex<Vec<(String, String)>>,
+    }
+
+    impl Registry for Holding {
+        fn name(&self) -> String {
+            "test".into()
+        }
+        fn reference(&self, repository: &str, tag: &str) -> String {
+            format!("test/{repository}:{tag}")
+        }
+        fn lookup(&self, wanted: &[(String, String)]) -> Result<Vec<Option<Manifest>>> {
+            self.asked.lock().unwrap().extend(wanted.iter().cloned());
+            Ok(wanted
+                .iter()
+                .map(|w| self.tags.contains(w).then(|| Manifest { digest: format!("sha256:{}", w.1), media_type: String::new(), bytes: vec![] }))
+                .collect())
+        }
+        fn put_tag(&self, _: &str, _: &Manifest, _: &str) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn hash(text: &str) -> InputHash {
+        let mut m = xtask_engine::InputManifest::new("image", "x");
+        m.params.insert("p".into(), text.into());
+        m.hash()
+    }
+
+    #[test]
+    fn answers_are_remembered_per_image_and_hash_not_per_image() {
+        let (on_upstream, on_stand_in) = (hash("upstream"), hash("stand-in"));
+        let registry = Holding { tags: vec![("tradai/lambda-a".into(), on_stand_in.tag())], asked: Mutex::default() };
+        let cache = RegistryCache::new(&registry);
+        // A run plans on the upstream base first, then again on the stand-in: the second
+        // question is a different one and must reach the registry.
+        assert!(cache.lookup_many(&[("tradai/lambda-a", &on_upstream)]).unwrap()[0].is_none());
+        assert!(cache.lookup_many(&[("tradai/lambda-a", &on_stand_in)]).unwrap()[0].is_some());
+        // Asked again: answered from memory.
+        assert!(cache.lookup_many(&[("tradai/lambda-a", &on_stand_in)]).unwrap()[0].is_some());
+        assert_eq!(registry.asked.lock().unwrap().len(), 2);
+    }
 }
