@@ -9,6 +9,7 @@ mod changes;
 mod cli;
 mod commands;
 mod confirm;
+mod deployment;
 mod ecr;
 mod project;
 mod publish;

@@ -73,12 +73,12 @@ pub struct Project {
 
 /// The repository id of a Lambda image.
 pub fn lambda_image(name: &str) -> String {
-    format!("tradai/lambda-{name}")
+    format!("{}/lambda-{name}", crate::deployment::project_name())
 }
 
 /// The repository id of a service image.
 pub fn service_image(name: &str) -> String {
-    format!("tradai/{name}")
+    format!("{}/{name}", crate::deployment::project_name())
 }
 
 pub const WHEEL_ID: &str = "tradai-common";
@@ -376,6 +376,14 @@ mod tests {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn image_names_follow_the_project_name() {
+        let project = crate::deployment::project_name();
+        assert_eq!(LAMBDA_BASE_ID, lambda_image("base"));
+        assert_eq!(PYTHON_BASE_ID, format!("{project}/python-base"));
+        assert_eq!(service_image("backend"), format!("{project}/backend"));
     }
 
     #[test]

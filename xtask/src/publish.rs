@@ -263,12 +263,11 @@ fn push(id: &str, hash_tag: &str, local_image: Option<&str>, cache: &RegistryCac
 
 /// A table of what was published, for stderr.
 pub fn table(published: &[Published]) -> String {
-    let w = published.iter().map(|p| p.id.len()).max().unwrap_or(6).max(6);
-    let mut s = format!("\n{:<w$}  {:<7}  {:<19}  tags\n", "image", "action", "digest");
-    for p in published {
-        let short = p.digest.get(..19).unwrap_or(&p.digest);
-        s.push_str(&format!("{:<w$}  {:<7}  {short}  {}\n", p.id, p.action, p.tags.join(", ")));
-    }
+    let rows: Vec<Vec<String>> = published
+        .iter()
+        .map(|p| vec![p.id.clone(), p.action.to_owned(), p.digest.get(..19).unwrap_or(&p.digest).to_owned(), p.tags.join(", ")])
+        .collect();
+    let mut s = format!("\n{}", xtask_engine::report::text_table(&["image", "action", "digest", "tags"], &rows));
     let pushed = published.iter().filter(|p| p.action == "pushed").count();
     s.push_str(&format!("{pushed} pushed, {} already present (tags added)", published.len() - pushed));
     s

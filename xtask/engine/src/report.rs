@@ -104,13 +104,11 @@ impl Progress {
         if reports.is_empty() {
             return;
         }
-        let width = reports.iter().map(|r| r.id.len()).max().unwrap_or(6).max(6);
-        let mut out = String::new();
-        out.push_str(&format!("\n{:<width$}  {:<11}  {:>7}\n", "target", "status", "time"));
-        for r in reports {
-            let time = r.seconds.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into());
-            out.push_str(&format!("{:<width$}  {:<11}  {:>7}\n", r.id, r.status.to_string(), time));
-        }
+        let rows: Vec<Vec<String>> = reports
+            .iter()
+            .map(|r| vec![r.id.clone(), r.status.to_string(), r.seconds.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "-".into())])
+            .collect();
+        let mut out = format!("\n{}", text_table(&["target", "status", "time"], &rows));
         let count = |s| reports.iter().filter(|r| r.status == s).count();
         out.push_str(&format!(
             "{} built, {} skipped, {} would build, {} failed",
@@ -123,6 +121,36 @@ impl Progress {
     }
 }
 
+/// A plain-text table for the terminal: a header row and rows, every column but the last
+/// padded to its widest cell. The one text-table helper of the tool (Markdown tables are
+/// [`markdown_table`]).
+pub fn text_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut push_row = |cells: Vec<&str>| {
+        let mut line = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
+            line.push_str(cell);
+            line.push_str(&" ".repeat(pad + 2));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    };
+    push_row(header.to_vec());
+    for row in rows {
+        push_row(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
 /// A Markdown table of a run, for `$GITHUB_STEP_SUMMARY`.
 pub fn markdown_summary(title: &str, reports: &[TargetReport]) -> String {
     let rows: Vec<Vec<String>> = reports
@@ -133,4 +161,15 @@ pub fn markdown_summary(title: &str, reports: &[TargetReport]) -> String {
         })
         .collect();
     format!("### {title}\n\n{}", markdown_table(&["target", "status", "time", "reason"], &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_tables_pad_every_column_but_the_last() {
+        let t = text_table(&["a", "bb"], &[vec!["xxx".into(), "y".into()], vec!["é".into(), "z".into()]]);
+        assert_eq!(t, "a    bb\nxxx  y\né    z\n");
+    }
 }

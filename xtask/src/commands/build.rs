@@ -324,7 +324,7 @@ fn run_with(
             progress.line("not updating Lambda functions: some images failed to build or publish (nothing is deployed half-done)");
         } else {
             let aws = crate::commands::ops::connect(project, change.env)?;
-            functions = update_functions(&aws, registry, &published, change.env, &progress);
+            functions = update_functions(&aws, registry, &project.lambdas()?, &published, change.env, &progress);
             function_failures = functions.iter().filter(|f| f.action == "failed").count();
         }
     }
@@ -391,13 +391,14 @@ pub struct FunctionReport {
 fn update_functions(
     aws: &xtask_aws::Aws,
     registry: &dyn xtask_image::registry::Registry,
+    lambdas: &[String],
     published: &[publish::Published],
     env: crate::commands::ops::Env,
     progress: &Progress,
 ) -> Vec<FunctionReport> {
     let mut out = Vec::new();
-    for p in published.iter().filter(|p| p.id.starts_with("tradai/lambda-") && p.id != LAMBDA_BASE_ID) {
-        let name = p.id.trim_start_matches("tradai/lambda-");
+    let images = lambdas.iter().filter_map(|name| published.iter().find(|p| p.id == lambda_image(name)).map(|p| (name.as_str(), p)));
+    for (name, p) in images {
         let function = crate::commands::ops::resource_name(name, env);
         let host = registry.reference(&p.id, "x");
         let repo_ref = host.trim_end_matches(":x");

@@ -340,12 +340,14 @@ fn fix(root: Option<&Utf8Path>) -> Result<()> {
 }
 
 fn table(checks: &[Check]) -> String {
-    let w = checks.iter().map(|c| c.name.len()).max().unwrap_or(5);
-    let mut s = format!("{:<w$}  {:<16}  {}\n", "check", "status", "detail / fix");
-    for c in checks {
-        let detail = if c.fix.is_empty() { c.detail.clone() } else { format!("{}; fix: {}", c.detail, c.fix) };
-        s.push_str(&format!("{:<w$}  {:<16}  {}\n", c.name, c.status.to_string(), detail));
-    }
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|c| {
+            let detail = if c.fix.is_empty() { c.detail.clone() } else { format!("{}; fix: {}", c.detail, c.fix) };
+            vec![c.name.to_owned(), c.status.to_string(), detail]
+        })
+        .collect();
+    let mut s = xtask_engine::report::text_table(&["check", "status", "detail / fix"], &rows);
     let missing = checks.iter().filter(|c| c.status == CheckStatus::Missing).count();
     if missing == 0 {
         s.push_str("\neverything the build commands need is present or installed on first use\n");

@@ -24,30 +24,7 @@ use crate::project::Project;
 /// A deployment environment: the same type the stack graph uses.
 pub use xtask_pulumi::graph::Env;
 
-/// The deployment facts the Pulumi programs read too, from their one file
-/// (`infra/shared/tradai_infra_shared/deployment.toml`, built into the binary).
-#[derive(Debug, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Deployment {
-    pub project: String,
-    pub trading_services: std::collections::BTreeMap<String, String>,
-    pub consolidated_ec2: std::collections::BTreeMap<String, bool>,
-}
-
-/// The deployment facts (parsed once; a test checks the file parses and covers every
-/// environment).
-pub fn deployment() -> &'static Deployment {
-    static FACTS: std::sync::OnceLock<Deployment> = std::sync::OnceLock::new();
-    FACTS.get_or_init(|| {
-        toml::from_str(include_str!("../../../../infra/shared/tradai_infra_shared/deployment.toml"))
-            .expect("deployment.toml is valid (checked by a test)")
-    })
-}
-
-/// The project name every resource name starts with.
-pub fn project_name() -> &'static str {
-    &deployment().project
-}
+pub use crate::deployment::{deployment, project_name};
 
 /// Whether the API services of `env` run on the consolidated EC2 host instead of ECS.
 pub fn consolidated(env: Env) -> bool {
@@ -187,31 +164,7 @@ pub fn duration_text(secs: u64) -> String {
     }
 }
 
-/// Prints a table: a header row and rows, columns padded to their widest cell.
-pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-    }
-    let mut out = String::new();
-    let mut push_row = |cells: Vec<&str>| {
-        let mut line = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            line.push_str(&format!("{cell:<w$}  ", w = widths.get(i).copied().unwrap_or(0)));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    };
-    push_row(header.to_vec());
-    for row in rows {
-        push_row(row.iter().map(String::as_str).collect());
-    }
-    out
-}
+pub use xtask_engine::report::text_table as table;
 
 #[cfg(test)]
 mod tests {
@@ -228,7 +181,7 @@ mod tests {
     fn the_deployment_facts_cover_every_environment_the_tool_knows() {
         let d = deployment();
         let known: Vec<&str> = Env::ALL.iter().map(|e| e.name()).collect();
-        let raw: toml::Table = toml::from_str(include_str!("../../../../infra/shared/tradai_infra_shared/deployment.toml")).unwrap();
+        let raw: toml::Table = toml::from_str(crate::deployment::FILE).unwrap();
         let listed: Vec<&str> = raw["environments"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
         assert_eq!(listed, known, "deployment.toml and the stack graph list the same environments");
         for env in &known {
@@ -246,9 +199,4 @@ mod tests {
         assert_eq!(duration_text(9), "9s");
     }
 
-    #[test]
-    fn tables_pad_every_column_but_the_last() {
-        let t = table(&["a", "bb"], &[vec!["xxx".into(), "y".into()]]);
-        assert_eq!(t, "a    bb\nxxx  y\n");
-    }
 }
