@@ -55,7 +55,7 @@ fn reported(root: &Path) -> BTreeSet<String> {
     let run = xtask(root, &["ci", "changes", "--base", "HEAD"]);
     assert!(run.status.success(), "ci changes: {}", stderr(&run));
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    v["reasons"].as_object().unwrap().keys().filter_map(|k| k.strip_prefix("image:")).map(str::to_owned).collect()
+    v["reasons"].as_object().unwrap().keys().filter_map(|k| k.strip_prefix("image:").or_else(|| k.strip_prefix("target:"))).map(str::to_owned).collect()
 }
 
 #[test]

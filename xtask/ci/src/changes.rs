@@ -101,7 +101,8 @@ pub struct Affected {
     pub rust: bool,
     /// Whether a workflow changed (`.github/`): the workflow checks run.
     pub workflows: bool,
-    /// Why each target is affected: `package:<name>`, `lambda-tests`, `image:<image>`.
+    /// Why each target is affected: `package:<name>`, `lambda-tests`, `image:<image>`,
+    /// `target:<id>` (the wheel and the wheelhouses images are built from).
     pub reasons: BTreeMap<String, Vec<String>>,
 }
 
@@ -290,7 +291,10 @@ impl Affected {
                 }
                 TargetRole::Other => {}
             }
-            let list = self.reasons.entry(format!("image:{}", c.id)).or_default();
+            // Images under `image:`, the wheel and the wheelhouses they are built from
+            // under `target:`.
+            let kind = if matches!(c.role, TargetRole::Wheel | TargetRole::Other) { "target" } else { "image" };
+            let list = self.reasons.entry(format!("{kind}:{}", c.id)).or_default();
             for why in c.why.iter().take(5) {
                 if !list.contains(why) {
                     list.push(why.clone());
