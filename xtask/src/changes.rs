@@ -73,16 +73,18 @@ pub fn changed_targets(project: &Project, base: &str, head: Option<&str>) -> Res
         Some(rev) => hashes_at(project, rev)?,
         None => hashes_of(&project.root)?,
     };
-    Ok(diff(project, &before, &after))
+    diff(project, &before, &after)
 }
 
 /// Every target, as changed, for `ci changes --all`.
 pub fn all_targets(project: &Project) -> Result<Vec<TargetChange>> {
     let hashes = hashes_of(&project.root)?;
-    Ok(hashes.keys().map(|id| TargetChange { id: id.clone(), role: role(project, id), why: vec!["full run (--all)".into()] }).collect())
+    let roles = roles(project)?;
+    Ok(hashes.keys().map(|id| TargetChange { id: id.clone(), role: role_of(&roles, id), why: vec!["full run (--all)".into()] }).collect())
 }
 
-fn diff(project: &Project, before: &Hashes, after: &Hashes) -> Vec<TargetChange> {
+fn diff(project: &Project, before: &Hashes, after: &Hashes) -> Result<Vec<TargetChange>> {
+    let roles = roles(project)?;
     let mut out = Vec::new();
     for (id, (hash, inputs)) in after {
         let why = match before.get(id) {
@@ -90,24 +92,19 @@ fn diff(project: &Project, before: &Hashes, after: &Hashes) -> Vec<TargetChange>
             Some((old, _)) if old == hash => continue,
             Some((_, old_inputs)) => inputs.changes(old_inputs).iter().map(ToString::to_string).collect(),
         };
-        out.push(TargetChange { id: id.clone(), role: role(project, id), why });
+        out.push(TargetChange { id: id.clone(), role: role_of(&roles, id), why });
     }
-    out
+    Ok(out)
 }
 
-/// What a target id is, by the project's own naming rules.
-fn role(project: &Project, id: &str) -> TargetRole {
-    if id == WHEEL_ID {
-        return TargetRole::Wheel;
-    }
-    if id == LAMBDA_BASE_ID {
-        return TargetRole::LambdaBase;
-    }
-    if let Some(name) = project.lambdas().unwrap_or_default().into_iter().find(|n| lambda_image(n) == id) {
-        return TargetRole::Lambda(name);
-    }
-    if let Some(name) = project.services().unwrap_or_default().into_iter().find(|n| service_image(n) == id) {
-        return TargetRole::Service(name);
-    }
-    TargetRole::Other
+/// What each image target is, by the project's own naming rules (read once).
+fn roles(project: &Project) -> Result<BTreeMap<String, TargetRole>> {
+    let mut roles = BTreeMap::from([(WHEEL_ID.to_owned(), TargetRole::Wheel), (LAMBDA_BASE_ID.to_owned(), TargetRole::LambdaBase)]);
+    roles.extend(project.lambdas()?.into_iter().map(|n| (lambda_image(&n), TargetRole::Lambda(n))));
+    roles.extend(project.services()?.into_iter().map(|n| (service_image(&n), TargetRole::Service(n))));
+    Ok(roles)
+}
+
+fn role_of(roles: &BTreeMap<String, TargetRole>, id: &str) -> TargetRole {
+    roles.get(id).cloned().unwrap_or(TargetRole::Other)
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::bases::{Bases, PythonBaseConfig};
 use crate::bases::PYTHON_BASE_ID;
 use crate::target_dir::target_dir;
-use xtask_ci::repo::normalize;
+use xtask_ci::repo::{normalize, read_project};
 use xtask_engine::{FileCache, Program, StateStore, Target};
 use xtask_image::pybase::PythonBaseBuilder;
 use xtask_image::{ArgValue, DockerEngine, ImageBuilder, ImageSpec};
@@ -69,6 +69,9 @@ fn default_platform() -> String {
 pub struct Project {
     pub root: Utf8PathBuf,
     pub config: Config,
+    /// Found once per run (it reads Cargo configuration files).
+    target_dir: std::sync::OnceLock<Utf8PathBuf>,
+    tools: std::sync::OnceLock<crate::tools::Toolbox>,
 }
 
 /// The repository id of a Lambda image.
@@ -107,12 +110,12 @@ impl Project {
             })?,
             Err(_) => bail!("no xtask.toml at {root}; run from inside the TradAI repository or pass --root"),
         };
-        Ok(Project { root, config })
+        Ok(Project { root, config, target_dir: std::sync::OnceLock::new(), tools: std::sync::OnceLock::new() })
     }
 
     /// The Cargo target directory of the repository (see [`target_dir`]).
     pub fn target_dir(&self) -> Utf8PathBuf {
-        target_dir(&self.root)
+        self.target_dir.get_or_init(|| target_dir(&self.root)).clone()
     }
 
     /// All of the tool's state: `<target>/xtask`.
@@ -122,7 +125,7 @@ impl Project {
 
     /// The tools the commands call, provisioned on first use.
     pub fn tools(&self) -> crate::tools::Toolbox {
-        crate::tools::Toolbox::current(&self.root)
+        self.tools.get_or_init(|| crate::tools::Toolbox::current(&self.root)).clone()
     }
 
     /// uv for a builder: provisioned the first time a build needs it.
@@ -197,17 +200,21 @@ impl Project {
     /// member its `[project] dependencies` name. A service's wheelhouse hashes only these,
     /// so a change to a library it does not use never rebuilds its image.
     fn member_closure(&self, package_dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
+        // Each member's pyproject.toml read once: name -> (folder, dependencies).
         let mut by_name: BTreeMap<String, Utf8PathBuf> = BTreeMap::new();
-        for dir in self.workspace_members()? {
-            if let Some(name) = read_project_name(&dir)? {
-                by_name.insert(normalize(&name), dir);
+        let mut deps_of: BTreeMap<Utf8PathBuf, Vec<String>> = BTreeMap::new();
+        for dir in self.workspace_members()?.into_iter().chain([package_dir.to_owned()]) {
+            let (name, deps) = read_project(&dir)?;
+            if let Some(name) = name {
+                by_name.insert(normalize(&name), dir.clone());
             }
+            deps_of.insert(dir, deps.iter().map(|d| normalize(d)).collect());
         }
         let mut seen = vec![package_dir.to_owned()];
         let mut queue = vec![package_dir.to_owned()];
         while let Some(dir) = queue.pop() {
-            for dep in read_dependencies(&dir)? {
-                if let Some(member) = by_name.get(&dep)
+            for dep in deps_of.get(&dir).into_iter().flatten() {
+                if let Some(member) = by_name.get(dep)
                     && !seen.contains(member)
                 {
                     seen.push(member.clone());
@@ -311,7 +318,7 @@ impl Project {
         for name in self.services()? {
             let dir = self.root.join("services").join(&name);
             let wheels_id = format!("wheels:{name}");
-            let source = match read_project_name(&dir)? {
+            let source = match read_project(&dir)?.0 {
                 Some(package) => WheelhouseSource::Workspace { package, members: self.member_closure(&dir)? },
                 None if dir.join("requirements.txt").is_file() => WheelhouseSource::Requirements(dir.join("requirements.txt")),
                 None => bail!("service {name} has neither a pyproject.toml nor a requirements.txt; add one so its wheels can be gathered"),
@@ -341,32 +348,6 @@ impl Project {
     }
 }
 
-
-/// The distribution names in `[project] dependencies` of a folder's pyproject.toml.
-fn read_dependencies(dir: &Utf8Path) -> Result<Vec<String>> {
-    let path = dir.join("pyproject.toml");
-    let Ok(text) = fs::read_to_string(&path) else {
-        return Ok(Vec::new());
-    };
-    let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
-    let deps = value.get("project").and_then(|p| p.get("dependencies")).and_then(|d| d.as_array()).cloned().unwrap_or_default();
-    Ok(deps
-        .iter()
-        .filter_map(|d| d.as_str())
-        .map(|d| normalize(d.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).next().unwrap_or("")))
-        .filter(|d| !d.is_empty())
-        .collect())
-}
-
-/// `[project] name` of a folder's pyproject.toml, if it has one.
-fn read_project_name(dir: &Utf8Path) -> Result<Option<String>> {
-    let path = dir.join("pyproject.toml");
-    let Ok(text) = fs::read_to_string(&path) else {
-        return Ok(None);
-    };
-    let value: toml::Value = toml::from_str(&text).with_context(|| format!("{path} is not valid TOML"))?;
-    Ok(value.get("project").and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned))
-}
 
 #[cfg(test)]
 mod tests {

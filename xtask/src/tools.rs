@@ -342,13 +342,7 @@ impl HostFacts {
     }
 }
 
-/// Whether this process runs as root, read from /proc (no process spawned).
-pub fn is_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().nth(1).map(str::to_owned))).flatten())
-        .is_some_and(|euid| euid == "0")
-}
+pub use xtask_engine::process::is_root;
 
 #[cfg(test)]
 mod tests {

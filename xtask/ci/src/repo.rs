@@ -321,8 +321,9 @@ fn expand_glob(root: &Utf8Path, pattern: &str) -> Vec<String> {
     out
 }
 
-/// `[project] name` and the names of `[project] dependencies`.
-fn read_project(dir: &Utf8Path) -> Result<(Option<String>, Vec<String>), Error> {
+/// `[project] name` and the names of `[project] dependencies` of a folder's
+/// `pyproject.toml` (none when it has no such file).
+pub fn read_project(dir: &Utf8Path) -> Result<(Option<String>, Vec<String>), Error> {
     let Some(value) = parse_toml(&dir.join("pyproject.toml"))? else { return Ok((None, Vec::new())) };
     let project = value.get("project");
     let name = project.and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(str::to_owned);

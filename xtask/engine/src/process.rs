@@ -90,6 +90,14 @@ fn install_hint(program: &str) -> String {
     }
 }
 
+/// Whether this process runs as root (its effective uid, read from /proc: no process spawned).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().nth(1).map(str::to_owned))))
+        .is_some_and(|euid| euid == "0")
+}
+
 /// Variables no child process gets unless its command sets them itself (a secret in this
 /// process's environment reaches only the programs that need it).
 static WITHHELD: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();

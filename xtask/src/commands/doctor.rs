@@ -163,15 +163,9 @@ fn system(tool: SystemTool, needed_for: &'static str, needed: Result<(), String>
 }
 
 /// Whether the stand-in must be built here: `Err(why)` when it must.
-fn stand_in_needed(project: &Project, engine: &std::sync::Arc<DockerEngine>, bases: &Bases) -> Result<(), String> {
-    let mut reasons = Vec::new();
-    for role in [Role::Lambda, Role::Service] {
-        let (stand_in, uses) = verdict(project, bases.get(role));
-        if stand_in {
-            reasons.push(uses);
-        }
-    }
-    let Some(reason) = reasons.first().cloned() else {
+/// `verdicts` are the two roles' [`verdict`]s, each asked once (they may probe a registry).
+fn stand_in_needed(project: &Project, engine: &std::sync::Arc<DockerEngine>, bases: &Bases, verdicts: &[(bool, String)]) -> Result<(), String> {
+    let Some(reason) = verdicts.iter().find(|(stand_in, _)| *stand_in).map(|(_, uses)| uses.clone()) else {
         return Ok(());
     };
     // Already built and still in the engine: nothing to run debootstrap for.
@@ -188,6 +182,12 @@ fn stand_in_needed(project: &Project, engine: &std::sync::Arc<DockerEngine>, bas
         Ok(true) => Ok(()),
         _ => Err(format!("builds use {reason}")),
     }
+}
+
+/// What a build here uses for the Lambda and the service base, and whether that is the
+/// stand-in.
+fn verdicts(project: &Project, bases: &Bases) -> Vec<(bool, String)> {
+    [Role::Lambda, Role::Service].into_iter().map(|role| verdict(project, bases.get(role))).collect()
 }
 
 /// Runs every check.
@@ -226,13 +226,13 @@ pub fn checks(root: Option<&Utf8Path>) -> Vec<Check> {
             let bases = if engine_ok { Bases::resolve(&project.config.python_base, &engine, true).ok() } else { None };
             match &bases {
                 Some(bases) => {
-                    for (name, role) in [("Lambda base", Role::Lambda), ("service base", Role::Service)] {
-                        let (stand_in, uses) = verdict(project, bases.get(role));
-                        let status = if stand_in { CheckStatus::Fallback } else { CheckStatus::Ok };
-                        let fix = if stand_in { "make the registry reachable, then `cargo xtask base-images --pull`" } else { "" };
+                    let verdicts = verdicts(project, bases);
+                    for (name, (stand_in, uses)) in ["Lambda base", "service base"].into_iter().zip(&verdicts) {
+                        let status = if *stand_in { CheckStatus::Fallback } else { CheckStatus::Ok };
+                        let fix = if *stand_in { "make the registry reachable, then `cargo xtask base-images --pull`" } else { "" };
                         out.push(Check::new(name, "the images' Python base", status, format!("builds use {uses}"), fix));
                     }
-                    let needed = stand_in_needed(project, &engine, bases);
+                    let needed = stand_in_needed(project, &engine, bases, &verdicts);
                     out.push(system(SystemTool::Debootstrap, "building the Debian stand-in base", needed, &host));
                 }
                 None => out.push(Check::new(
@@ -329,7 +329,7 @@ fn fix(root: Option<&Utf8Path>) -> Result<()> {
     let mut system = vec![SystemTool::DockerRegistry];
     if let Ok(mut bases) = Bases::resolve(&project.config.python_base, &engine, true) {
         bases.pull_missing(&project.config.python_base, &engine, &[Role::Lambda, Role::Service], &|l| eprintln!("{l}"));
-        if stand_in_needed(&project, &engine, &bases).is_err() && crate::tools::is_root() {
+        if stand_in_needed(&project, &engine, &bases, &verdicts(&project, &bases)).is_err() && crate::tools::is_root() {
             system.push(SystemTool::Debootstrap);
         }
     }

@@ -68,7 +68,7 @@ impl Builder for PythonBaseBuilder {
     }
 
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {
-        if !is_root() {
+        if !xtask_engine::process::is_root() {
             bail!(
                 "building the Debian stand-in base needs root (debootstrap); run as root, or make the pinned upstream base pullable (`cargo xtask base-images` shows why it is not used)"
             );
@@ -136,8 +136,4 @@ impl Builder for PythonBaseBuilder {
         let _ = fs::remove_dir_all(&work);
         result
     }
-}
-
-fn is_root() -> bool {
-    Cmd::new("id", "check the user id").arg("-u").run().map(|o| o.stdout.trim() == "0").unwrap_or(false)
 }

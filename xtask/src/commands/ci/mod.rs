@@ -260,6 +260,33 @@ impl<'a> Gate<'a> {
         }
     }
 
+    /// One checker that reads a tool's machine-readable output: its log group, the findings
+    /// parsed from the output and shown one a line, a finding of its own when the tool
+    /// failed without naming one, and the job's result.
+    fn run_checker(
+        &mut self,
+        job: &str,
+        group: &str,
+        tool: &str,
+        cmd: Cmd,
+        parse: impl Fn(&str) -> Vec<Diagnostic>,
+        note: impl Fn(bool, &[Diagnostic]) -> String,
+    ) -> Result<()> {
+        let started = Instant::now();
+        self.github.group(group);
+        let (out, code) = self.capture(cmd)?;
+        let mut diagnostics = parse(&out);
+        show(&diagnostics);
+        self.github.end_group();
+        let ok = code == Some(0);
+        if !ok && diagnostics.is_empty() {
+            diagnostics.push(Diagnostic::new(tool, format!("{tool} failed: {}", last_line(&out))));
+        }
+        let note = note(ok, &diagnostics);
+        self.record(JobResult { name: job.to_owned(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
+        Ok(())
+    }
+
     fn record(&mut self, result: JobResult) {
         xtask_ci::github::annotate(&self.github, &result.diagnostics);
         let secs = result.seconds;

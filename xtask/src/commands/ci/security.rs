@@ -73,25 +73,15 @@ impl Gate<'_> {
     }
 
     pub(super) fn bandit(&mut self) -> Result<()> {
-        let started = Instant::now();
         let targets: Vec<&str> = ["libs", "services", "lambdas"].into_iter().filter(|d| self.root().join(d).is_dir()).collect();
-        self.github.group(&format!("ci security: bandit over {}", targets.join(", ")));
-        let (out, code) = self.capture(
-            self.tool("bandit", "scan the code with bandit")?
-                .args(["--quiet", "--configfile", "pyproject.toml", "--recursive"])
-                .args(targets.iter().copied())
-                .args(["--format", "json"]),
-        )?;
-        let mut diagnostics = diagnostics::bandit(&out);
-        show(&diagnostics);
-        self.github.end_group();
-        let ok = code == Some(0);
-        if !ok && diagnostics.is_empty() {
-            diagnostics.push(Diagnostic::new("bandit", format!("bandit failed: {}", last_line(&out))));
-        }
-        let note = if ok { String::new() } else { format!("{} finding(s)", diagnostics.len()) };
-        self.record(JobResult { name: "security bandit".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
-        Ok(())
+        let group = format!("ci security: bandit over {}", targets.join(", "));
+        let cmd = self
+            .tool("bandit", "scan the code with bandit")?
+            .args(["--quiet", "--configfile", "pyproject.toml", "--recursive"])
+            .args(targets.iter().copied())
+            .args(["--format", "json"]);
+        let note = |ok: bool, found: &[Diagnostic]| if ok { String::new() } else { format!("{} finding(s)", found.len()) };
+        self.run_checker("security bandit", &group, "bandit", cmd, diagnostics::bandit, note)
     }
 
 }

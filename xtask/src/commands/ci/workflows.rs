@@ -34,51 +34,17 @@ impl Gate<'_> {
         }
 
         let bin = self.workflow_tools()?;
-        let started = Instant::now();
-        self.github.group("ci workflows: actionlint");
-        let (out, code) = self.capture(
-            Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint")
-                .args(["-no-color", "-format", diagnostics::ACTIONLINT_JSON])
-                .args(paths.iter().cloned())
-                .dir(self.root()),
-        )?;
-        let mut diagnostics = diagnostics::actionlint(&out);
-        show(&diagnostics);
-        self.github.end_group();
-        let ok = code == Some(0);
-        if !ok && diagnostics.is_empty() {
-            diagnostics.push(Diagnostic::new("actionlint", format!("actionlint failed: {}", last_line(&out))));
-        }
-        self.record(JobResult {
-            name: "workflows actionlint".into(),
-            ok,
-            seconds: started.elapsed().as_secs_f64(),
-            note: format!("{} files", paths.len()),
-            diagnostics,
-        });
-
-        let started = Instant::now();
-        self.github.group("ci workflows: zizmor --offline");
-        let (out, code) = self.capture(
-            Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor")
-                .args(["--offline", "--quiet", "--format", "json", WORKFLOWS_DIR])
-                .env("NO_COLOR", "1")
-                .dir(self.root()),
-        )?;
-        let mut diagnostics = diagnostics::zizmor(&out);
-        show(&diagnostics);
-        self.github.end_group();
-        let ok = code == Some(0);
-        if !ok && diagnostics.is_empty() {
-            diagnostics.push(Diagnostic::new("zizmor", format!("zizmor failed: {}", last_line(&out))));
-        }
-        self.record(JobResult {
-            name: "workflows zizmor".into(),
-            ok,
-            seconds: started.elapsed().as_secs_f64(),
-            note: format!("{} finding(s)", diagnostics.len()),
-            diagnostics,
-        });
+        let files_note = format!("{} files", paths.len());
+        let actionlint = Cmd::new(bin.join("actionlint").as_str(), "lint the workflows with actionlint")
+            .args(["-no-color", "-format", diagnostics::ACTIONLINT_JSON])
+            .args(paths.iter().cloned())
+            .dir(self.root());
+        self.run_checker("workflows actionlint", "ci workflows: actionlint", "actionlint", actionlint, diagnostics::actionlint, |_, _| files_note.clone())?;
+        let zizmor = Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor")
+            .args(["--offline", "--quiet", "--format", "json", WORKFLOWS_DIR])
+            .env("NO_COLOR", "1")
+            .dir(self.root());
+        self.run_checker("workflows zizmor", "ci workflows: zizmor --offline", "zizmor", zizmor, diagnostics::zizmor, |_, found| format!("{} finding(s)", found.len()))?;
 
         let started = Instant::now();
         self.github.group("ci workflows: check-jsonschema --builtin-schema vendor.github-workflows");
