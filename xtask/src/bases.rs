@@ -258,6 +258,25 @@ impl Bases {
     /// What a dry run says instead of pulling: each missing base is pulled if its registry
     /// answers, else the stand-in is used, exactly as a real run would decide. Returns
     /// whether anything fell back.
+    /// For bases the assembler builds on: reads each missing one's manifest and config
+    /// from its registry (`read`) instead of pulling it into the engine; one that cannot
+    /// be read is replaced by the stand-in, with the reason.
+    pub fn read_missing(&mut self, roles: &[Role], read: &dyn Fn(&str) -> anyhow::Result<()>, say: &dyn Fn(&str)) -> bool {
+        let mut fell_back = false;
+        for (role, image) in self.missing(roles) {
+            match read(&image.exact()) {
+                Ok(()) => say(&format!("read the upstream base {} from its registry", image.exact())),
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    let first = reason.lines().next().unwrap_or("no answer");
+                    *self.get_mut(role) = Base::StandIn { reason: format!("{} could not be pulled: {first}", image.exact()) };
+                    fell_back = true;
+                }
+            }
+        }
+        fell_back
+    }
+
     pub fn probe_missing(&mut self, cfg: &PythonBaseConfig, roles: &[Role], say: &dyn Fn(&str)) -> bool {
         let mut fell_back = false;
         let timeout = Duration::from_secs(cfg.pull_timeout.min(10));

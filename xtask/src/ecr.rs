@@ -1,23 +1,36 @@
 //! Amazon ECR as a [`Registry`]: lookups and retags through the ECR API (one
 //! BatchGetImage per repository for up to 100 tags; PutImage writes an existing manifest
 //! under a new tag), pushes through `docker push` after a `docker login` that receives
-//! the authorization token on stdin, never on a command line.
+//! the authorization token on stdin, never on a command line. Images pushed without
+//! Docker go through the distribution API client [`Registry::distribution`] hands out,
+//! logged in with the same token (Basic auth, user `AWS`), held in memory only.
 //!
 //! The account and region come from the standard AWS configuration chain, with
 //! `AWS_PROFILE` and `AWS_REGION` from `infra/.env` as fallbacks.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result};
-use xtask_aws::{Aws, AwsSettings};
+use xtask_aws::{Aws, AwsSettings, EcrToken};
 use xtask_engine::Cmd;
-use xtask_image::registry::{Manifest, Registry};
+use xtask_image::distribution::Credentials;
+use xtask_image::registry::{Manifest, OciRegistry, Registry};
 
 use crate::project::Project;
 
 pub struct EcrRegistry {
     aws: Aws,
     host: String,
+    /// Made on first use from a login token, which lasts 12 hours: longer than a run.
+    distribution: OnceLock<OciRegistry>,
+}
+
+/// The distribution API client for the registry an ECR login token is for: its endpoint
+/// host, and the token's user (`AWS`) and password as Basic credentials, the login
+/// `docker login` is given, so a push without Docker authenticates as `docker push` does.
+pub fn distribution_client(token: &EcrToken) -> Result<OciRegistry> {
+    Ok(OciRegistry::new(&token.registry)?.with_credentials(Credentials::new(token.username.as_str(), token.password.expose())))
 }
 
 /// The AWS settings of the project: the process environment first, then `infra/.env`.
@@ -34,10 +47,15 @@ pub fn aws_settings(project: &Project, env: Option<&str>) -> Result<AwsSettings>
 
 impl EcrRegistry {
     /// Connects with the project's AWS settings and learns the registry host.
+    /// A distribution API client of its own for this registry (a new login token).
+    pub fn distribution_owned(&self) -> Result<OciRegistry> {
+        distribution_client(&self.aws.authorization_token()?)
+    }
+
     pub fn connect(project: &Project) -> Result<Self> {
         let aws = Aws::connect(&aws_settings(project, None)?)?;
         let host = aws.registry_host()?;
-        Ok(EcrRegistry { aws, host })
+        Ok(EcrRegistry { aws, host, distribution: OnceLock::new() })
     }
 }
 
@@ -78,5 +96,59 @@ impl Registry for EcrRegistry {
             .stdin_bytes(token.password.expose().as_bytes().to_vec())
             .run()?;
         Ok(())
+    }
+
+    fn distribution(&self) -> Result<&OciRegistry> {
+        if let Some(client) = self.distribution.get() {
+            return Ok(client);
+        }
+        let client = distribution_client(&self.aws.authorization_token()?)?;
+        // Two threads asking at once both log in; one client is kept, which is harmless.
+        Ok(self.distribution.get_or_init(|| client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    use xtask_aws::Secret;
+
+    use super::*;
+
+    #[test]
+    fn the_distribution_client_logs_in_as_docker_does() {
+        // A loopback stand-in for the ECR endpoint (moto does not serve the distribution
+        // API): it answers 404 and keeps the Authorization header it was sent.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut authorization = None;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("authorization")
+                {
+                    authorization = Some(value.trim().to_owned());
+                }
+            }
+            (&stream).write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+            authorization
+        });
+        let token = EcrToken { registry: host.clone(), username: "AWS".into(), password: Secret::new("s3cret"), expires_at: None };
+        let client = distribution_client(&token).unwrap();
+        assert_eq!(client.name(), host);
+        assert_eq!(client.lookup(&[("tradai/x".into(), "latest".into())]).unwrap(), [None]);
+        // ECR's Basic credentials are base64("AWS:<password>"), the token GetAuthorizationToken returns.
+        assert_eq!(server.join().unwrap().as_deref(), Some("Basic QVdTOnMzY3JldA=="));
+        let shown = format!("{:?}", client.credentials());
+        assert!(shown.contains("AWS") && !shown.contains("s3cret"), "{shown}");
     }
 }

@@ -16,7 +16,8 @@ use crate::target_dir::target_dir;
 use xtask_ci::repo::{normalize, read_project};
 use xtask_engine::{FileCache, Program, StateStore, Target};
 use xtask_image::pybase::PythonBaseBuilder;
-use xtask_image::{ArgValue, DockerEngine, ImageBuilder, ImageSpec};
+use xtask_image::{ArgValue, Assembler, BuilderChoice, ContextFrom, DockerEngine, ImageBuilder, ImageSpec};
+use xtask_wheel::site_packages::SitePackagesBuilder;
 use xtask_wheel::{WheelBuilder, WheelhouseBuilder, WheelhouseSource};
 
 /// `xtask.toml`: the tool's configuration for this repository.
@@ -85,6 +86,8 @@ pub fn service_image(name: &str) -> String {
 }
 
 pub const WHEEL_ID: &str = "tradai-common";
+/// The tradai-common wheel installed into a site-packages tree, which lambda-base copies in.
+pub const SITE_PACKAGES_ID: &str = "site-packages:tradai-common";
 pub const LAMBDA_BASE_ID: &str = "tradai/lambda-base";
 
 impl Project {
@@ -239,8 +242,9 @@ impl Project {
         deps: Vec<String>,
         dir: &Utf8Path,
         build_args: BTreeMap<String, ArgValue>,
-        wheels_from: Vec<String>,
+        context_from: Vec<ContextFrom>,
         engine: &Arc<DockerEngine>,
+        assembler: &Option<Arc<Assembler>>,
     ) -> Target {
         let spec = ImageSpec {
             repository: id.to_owned(),
@@ -248,14 +252,30 @@ impl Project {
             dockerfile: dir.join("Dockerfile"),
             build_args,
             platform: self.config.build.platform.clone(),
-            wheels_from,
+            context_from,
             tag_latest: self.config.build.tag_latest,
         };
-        Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone())) }
+        Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone(), assembler.clone())) }
     }
 
-    /// Every build target of the repository.
+    /// Where assembled images and the bases they are built on are kept.
+    pub fn image_store_dir(&self) -> Utf8PathBuf {
+        self.state_dir().join("oci")
+    }
+
+    /// The assembler for a run: images go to the local engine unless `deliver_local` is off.
+    pub fn assembler(&self, choice: BuilderChoice, deliver_local: bool) -> Result<Arc<Assembler>> {
+        Ok(Arc::new(Assembler::new(&self.image_store_dir(), choice, deliver_local)?))
+    }
+
+    /// Every build target of the repository, images assembled where they can be.
     pub fn targets(&self, engine: &Arc<DockerEngine>, bases: &Bases) -> Result<Vec<Target>> {
+        self.targets_with(engine, bases, Some(self.assembler(BuilderChoice::Auto, true)?))
+    }
+
+    /// Every build target of the repository, with the given assembler (`None`: every image
+    /// with `docker build`).
+    pub fn targets_with(&self, engine: &Arc<DockerEngine>, bases: &Bases, assembler: Option<Arc<Assembler>>) -> Result<Vec<Target>> {
         let platform = self.config.build.platform.clone();
         let out = self.state_dir();
         let mut targets = Vec::new();
@@ -268,6 +288,11 @@ impl Project {
                 out_root: out.join("wheels/tradai-common"),
                 uv: self.uv(),
             }),
+        });
+        targets.push(Target {
+            id: SITE_PACKAGES_ID.into(),
+            deps: vec![WHEEL_ID.to_owned()],
+            builder: Arc::new(SitePackagesBuilder { wheel_target: WHEEL_ID.into(), out_root: out.join("site-packages/tradai-common") }),
         });
 
         // The Python bases as resolved for this run: upstream (pinned by digest), or the
@@ -293,16 +318,18 @@ impl Project {
             _ => vec![],
         };
 
-        let mut base_deps = vec![WHEEL_ID.to_owned()];
+        // lambda-base copies the installed tree into the base's site-packages: no RUN.
+        let mut base_deps = vec![SITE_PACKAGES_ID.to_owned()];
         base_deps.extend(python_dep(&lambda_python));
         targets.push(self.image_target(
             LAMBDA_BASE_ID,
             base_deps,
             &self.root.join("lambdas/base"),
             BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
-            vec![WHEEL_ID.to_owned()],
+            vec![ContextFrom::new(SITE_PACKAGES_ID, "site-packages")],
             engine,
-        ));
+                &assembler,
+            ));
 
         for name in self.lambdas()? {
             targets.push(self.image_target(
@@ -312,6 +339,7 @@ impl Project {
                 BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
                 vec![],
                 engine,
+                &assembler,
             ));
         }
 
@@ -340,8 +368,9 @@ impl Project {
                 deps,
                 &dir,
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
-                vec![wheels_id],
+                vec![ContextFrom::new(wheels_id, "wheels")],
                 engine,
+                &assembler,
             ));
         }
         Ok(targets)

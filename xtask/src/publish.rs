@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use anyhow::{Result, bail};
 use serde::Serialize;
 use xtask_engine::{Decision, InputHash, Output, Plan, PlanItem, RemoteCache, RemoteHit, State, StateStore};
+use xtask_image::Assembler;
+use xtask_image::distribution::BlobRef;
 use xtask_image::registry::{Manifest, OciRegistry, Registry, docker_push};
 
 use crate::project::Project;
@@ -126,6 +128,20 @@ pub struct Published {
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// For an image pushed through the distribution API: what happened to its blobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blobs: Option<BlobCounts>,
+}
+
+/// How the blobs of one pushed image reached the registry.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct BlobCounts {
+    /// Already in the repository.
+    pub present: usize,
+    /// Mounted from another repository of the registry (no bytes sent).
+    pub mounted: usize,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
 }
 
 /// What publishing will do for one image, decided before anything runs.
@@ -224,12 +240,20 @@ pub fn publish_planned(
     output: &Output,
     cache: &RegistryCache<'_>,
     store: &StateStore,
+    assembler: &Assembler,
 ) -> Result<Published> {
     let registry = cache.registry;
     let name = registry.name();
     let hash_tag = item.input_hash.tag();
     let local_image = Some(output.artifact.as_str()).filter(|a| a.starts_with("sha256:"));
+    let assembled = output.detail.get(xtask_image::assembler::DETAIL_BUILDER).map(String::as_str) == Some(xtask_image::assembler::ASSEMBLED);
+    let mut blobs = None;
     let (manifest, action) = match &planned.push {
+        Some(_) if assembled => {
+            let (m, counts) = push_assembled(item, output, cache, assembler)?;
+            blobs = Some(counts);
+            (m, "pushed")
+        }
         Some(_) => (push(&item.id, &hash_tag, local_image, cache)?, "pushed"),
         None => match cache.lookup_many(&[(item.id.as_str(), &item.input_hash)])?.pop().flatten() {
             Some(m) => (m, "tagged"),
@@ -244,7 +268,26 @@ pub fn publish_planned(
     if local_image.is_some() {
         store.record_pushed(&item.id, &item.input_hash, &name, &manifest.digest)?;
     }
-    Ok(Published { id: item.id.clone(), registry: name, action, digest: manifest.digest, tags, note: planned.note.clone() })
+    Ok(Published { id: item.id.clone(), registry: name, action, digest: manifest.digest, tags, note: planned.note.clone(), blobs })
+}
+
+/// Pushes an assembled image from the image store through the distribution API: each
+/// blob checked with HEAD, mounted from the repositories of the images it is built on
+/// where the registry holds it there, uploaded otherwise, and the manifest put last.
+fn push_assembled(item: &PlanItem, output: &Output, cache: &RegistryCache<'_>, assembler: &Assembler) -> Result<(Manifest, BlobCounts)> {
+    let manifest_digest = output.detail.get(xtask_image::assembler::DETAIL_MANIFEST).map(String::as_str).unwrap_or_default();
+    let image = assembler.store.image(manifest_digest)?;
+    let client = cache.registry.distribution()?;
+    let blobs: Vec<BlobRef> = std::iter::once(&image.manifest.config)
+        .chain(&image.manifest.layers)
+        .map(|d| BlobRef { digest: d.digest.clone(), size: d.size })
+        .collect();
+    let manifest = Manifest { digest: image.manifest_digest.clone(), media_type: image.media_type().to_owned(), bytes: image.manifest_bytes.clone() };
+    let source = |digest: &str| assembler.open_blob(digest);
+    let report = client.push_image(&item.id, &[item.input_hash.tag()], &manifest, &blobs, &item.deps, &source)?;
+    cache.forget(&item.id);
+    let counts = BlobCounts { present: report.present, mounted: report.mounted, uploaded: report.uploaded, uploaded_bytes: report.uploaded_bytes };
+    Ok((manifest, counts))
 }
 
 fn push(id: &str, hash_tag: &str, local_image: Option<&str>, cache: &RegistryCache<'_>) -> Result<Manifest> {

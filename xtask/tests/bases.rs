@@ -76,7 +76,7 @@ fn a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pullin
     assert!(!err.contains("stand-in"), "{err}");
     let t = parse_targets(&out.stdout);
     let ids: Vec<&str> = t.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
+    assert_eq!(ids, ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
     assert!(engine_holds(&reg.host, &digest));
 
     // Present: nothing is pulled, even with the registry gone.
@@ -86,7 +86,7 @@ fn a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pullin
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("pulling") && !err.contains("stand-in"), "{err}");
-    assert_eq!(with_status(&parse_targets(&out.stdout), "built"), ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
+    assert_eq!(with_status(&parse_targets(&out.stdout), "built"), ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
 
     // The digest is an input: pinning another digest rebuilds everything built on it.
     reg.restart();

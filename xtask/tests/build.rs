@@ -14,22 +14,44 @@ fn image_exists(id: &str) -> bool {
     Command::new("docker").args(["image", "inspect", id]).output().unwrap().status.success()
 }
 
+/// One file of an image, read through a created (never started) container.
+fn file_in_image(image: &str, path: &str) -> String {
+    let created = Command::new("docker").args(["create", image, "none"]).output().unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let cid = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let read = Command::new("sh").arg("-c").arg(format!("docker cp {cid}:{path} - | tar -xO")).output().unwrap();
+    let _ = Command::new("docker").args(["rm", &cid]).output();
+    assert!(read.status.success(), "{path}: {}", String::from_utf8_lossy(&read.stderr));
+    String::from_utf8_lossy(&read.stdout).into_owned()
+}
+
 #[test]
 fn only_what_changed_is_rebuilt() {
     let f = Fixture::new(&["alpha", "beta", "gamma"]);
 
     let cold = f.build_json(&["lambda-build-all"]);
     let ids: Vec<&str> = cold.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta", "tradai/lambda-gamma"]);
-    assert_eq!(with_status(&cold, "built").len(), 5, "{cold:?}");
+    assert_eq!(ids, ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta", "tradai/lambda-gamma"]);
+    assert_eq!(with_status(&cold, "built").len(), 6, "{cold:?}");
     for (_, _, t) in &cold {
         let hash = t["input_hash"].as_str().unwrap();
         assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(t["kind"], if t["id"] == "tradai-common" { "wheel" } else { "image" });
+        let kind = match t["id"].as_str().unwrap() {
+            "tradai-common" => "wheel",
+            "site-packages:tradai-common" => "site-packages",
+            _ => "image",
+        };
+        assert_eq!(t["kind"], kind);
     }
 
+    // lambda-base holds the installed tree where the upstream image keeps its packages.
+    let base = cold.iter().find(|(id, _, _)| id == "tradai/lambda-base").unwrap().2["artifact"].as_str().unwrap().to_owned();
+    let site = "/var/lang/lib/python3.11/site-packages";
+    assert_eq!(file_in_image(&base, &format!("{site}/tradai_common/__init__.py")), "VERSION = 1\n");
+    assert_eq!(file_in_image(&base, &format!("{site}/tradai_common-0.1.0.dist-info/INSTALLER")), "xtask\n");
+
     let again = f.build_json(&["lambda-build-all"]);
-    assert_eq!(with_status(&again, "skipped").len(), 5, "unchanged tree must skip everything: {again:?}");
+    assert_eq!(with_status(&again, "skipped").len(), 6, "unchanged tree must skip everything: {again:?}");
 
     // An mtime-only change and a change to a file .dockerignore excludes rebuild nothing.
     let handler = f.path().join("lambdas/alpha/handler.py");
@@ -48,9 +70,11 @@ fn only_what_changed_is_rebuilt() {
     let explain = f.xtask(&["lambda-build-all", "--dry-run", "--explain"]);
     let text = stderr(&explain);
     assert!(text.contains("tradai-common will build: file src/tradai_common/__init__.py modified"), "{text}");
+    assert!(text.contains("site-packages:tradai-common will build: dependency tradai-common changed"), "{text}");
+    assert!(text.contains("tradai/lambda-base will build: dependency site-packages:tradai-common changed"), "{text}");
     assert!(text.contains("tradai/lambda-beta will build: dependency tradai/lambda-base changed"), "{text}");
     let common = f.build_json(&["lambda-build-all"]);
-    assert_eq!(with_status(&common, "built").len(), 5, "a tradai-common change rebuilds wheel, base and every lambda: {common:?}");
+    assert_eq!(with_status(&common, "built").len(), 6, "a tradai-common change rebuilds wheel, tree, base and every lambda: {common:?}");
 
     // Removing one image from the engine rebuilds exactly that one.
     let beta_id = common.iter().find(|(id, _, _)| id == "tradai/lambda-beta").unwrap().2["artifact"].as_str().unwrap().to_owned();
@@ -71,7 +95,7 @@ fn only_what_changed_is_rebuilt() {
     f.append("lambdas/delta/handler.py", "# d\n");
     let named = f.build_json(&["lambda-build", "gamma"]);
     let ids: Vec<&str> = named.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, ["tradai-common", "tradai/lambda-base", "tradai/lambda-gamma"]);
+    assert_eq!(ids, ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-gamma"]);
     assert_eq!(with_status(&named, "built"), ["tradai/lambda-gamma"]);
 }
 
@@ -151,7 +175,7 @@ fn bad_input_is_a_one_line_error_and_records_nothing() {
     assert!(!out.status.success());
     let t = parse_targets(&out.stdout);
     assert_eq!(with_status(&t, "failed"), ["tradai/lambda-beta"]);
-    assert_eq!(with_status(&t, "built"), ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
+    assert_eq!(with_status(&t, "built"), ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
     let err = stderr(&out);
     assert!(err.contains("does-not-exist.py"), "the failure shows Docker's reason: {err}");
     assert!(err.contains("1 target(s) failed: tradai/lambda-beta"), "{err}");
@@ -173,7 +197,7 @@ fn corrupt_state_killed_runs_and_concurrent_runs_recover() {
     let out = f.xtask(&["lambda-build-all", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("warning: discarded"), "{}", stderr(&out));
-    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 5);
+    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 6);
 
     // SIGKILL at several points of a run that rebuilds everything.
     for (round, delay_ms) in [200u64, 1500, 4000].into_iter().enumerate() {
@@ -186,7 +210,7 @@ fn corrupt_state_killed_runs_and_concurrent_runs_recover() {
     }
     let finish = f.build_json(&["lambda-build-all"]);
     assert!(with_status(&finish, "failed").is_empty());
-    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 5);
+    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 6);
 
     // Two runs at once: both succeed and the state they leave is complete.
     f.append("lambdas/alpha/handler.py", "# both\n");
@@ -199,7 +223,7 @@ fn corrupt_state_killed_runs_and_concurrent_runs_recover() {
     assert!(a.status.success(), "{}", stderr(&a));
     assert!(b.status.success(), "{}", stderr(&b));
     assert_state_matches_engine(&f);
-    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 5);
+    assert_eq!(with_status(&f.build_json(&["lambda-build-all"]), "skipped").len(), 6);
 }
 
 /// Every image the state store records must exist in the engine.
@@ -212,7 +236,7 @@ fn assert_state_matches_engine(f: &Fixture) {
         if artifact.starts_with("sha256:") {
             assert!(image_exists(artifact), "state records {id} as {artifact}, which the engine does not hold");
         } else {
-            assert!(std::path::Path::new(artifact).is_file(), "state records {id} as {artifact}, which does not exist");
+            assert!(std::path::Path::new(artifact).exists(), "state records {id} as {artifact}, which does not exist");
         }
     }
 }
@@ -228,7 +252,7 @@ fn state_lives_in_the_cargo_target_directory() {
         assert!(out.status.success(), "{}", stderr(&out));
         parse_targets(&out.stdout)
     };
-    assert_eq!(with_status(&t, "built").len(), 3, "{t:?}");
+    assert_eq!(with_status(&t, "built").len(), 4, "{t:?}");
     assert!(elsewhere.path().join("xtask/state.json").is_file(), "state follows CARGO_TARGET_DIR");
     assert!(!f.path().join("target").exists(), "nothing is written to the default target/");
 
@@ -262,7 +286,7 @@ fn github_groups_of_parallel_builds_never_interleave() {
         }
     }
     assert!(open.is_none(), "{err}");
-    assert_eq!(groups, 5, "one group per build (wheel, lambda-base, three Lambdas):\n{err}");
+    assert_eq!(groups, 6, "one group per build (wheel, site-packages, lambda-base, three Lambdas):\n{err}");
     let text = std::fs::read_to_string(summary.path()).unwrap();
     assert!(text.contains("### Lambda images") && text.contains("| `tradai/lambda-beta` | built |"), "{text}");
 }

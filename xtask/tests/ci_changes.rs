@@ -79,7 +79,7 @@ impl Repo {
         repo.write("services/mlflow/Dockerfile", "FROM python:3.11-slim\nCOPY requirements.txt /tmp/\n");
         repo.write("services/mlflow/requirements.txt", "mlflow==3.17.2\n");
 
-        repo.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /tmp/wheels/\n");
+        repo.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n");
         repo.write("lambdas/health-check/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY handler.py /var/task/\n");
         repo.write("lambdas/health-check/.dockerignore", "tests/\n");
         repo.write(

@@ -79,7 +79,7 @@ impl Repo {
             "[project]\nname = \"tradai-common\"\nversion = \"0.1.0\"\nrequires-python = \">=3.11\"\n\n[build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n\n[tool.hatch.build.targets.wheel]\npackages = [\"src/tradai_common\"]\n",
         );
         write("libs/tradai-common/src/tradai_common/__init__.py", "VERSION = 1\n");
-        write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /opt/wheels/\n");
+        write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n");
         for name in LAMBDAS {
             write(&format!("lambdas/{name}/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY handler.py /var/task/\n");
             write(&format!("lambdas/{name}/handler.py"), "def lambda_handler(event, context):\n    return {}\n");

@@ -36,25 +36,44 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
     assert!(err.contains("could not be pulled"), "and why: {err}");
     let t = parse_targets(&out.stdout);
     let ids: Vec<&str> = t.iter().map(|(id, _, _)| id.as_str()).collect();
-    assert_eq!(ids, ["tradai-common", "tradai/python-base", "tradai/lambda-base", "tradai/lambda-alpha"]);
-    assert_eq!(with_status(&t, "built").len(), 4);
+    assert_eq!(ids, ["tradai-common", "site-packages:tradai-common", "tradai/python-base", "tradai/lambda-base", "tradai/lambda-alpha"]);
+    assert_eq!(with_status(&t, "built").len(), 5);
 
-    // The stand-in behaves like the upstream Lambda image: Python 3.11 with the runtime
-    // interface client and boto3, handlers under LAMBDA_TASK_ROOT.
-    let base = t[1].2["artifact"].as_str().unwrap();
+    // The stand-in has the upstream Lambda image's layout: `python3` on PATH is
+    // /var/lang/bin/python3 (Python 3.11) whose packages, the runtime interface client and
+    // boto3 included, live in /var/lang/lib/python3.11/site-packages; handlers go under
+    // LAMBDA_TASK_ROOT.
+    let base = t[2].2["artifact"].as_str().unwrap();
     let run = Command::new("docker")
-        .args(["run", "--rm", "--network=none", "--entrypoint", "/usr/bin/python3", base, "-c"])
-        .arg("import os, sys, awslambdaric, boto3; print(sys.version_info[:2], os.environ['LAMBDA_TASK_ROOT'])")
+        .args(["run", "--rm", "--network=none", "--entrypoint", "python3", base, "-c"])
+        .arg(
+            "import os, sys, awslambdaric, boto3; print(sys.version_info[:2], sys.executable, os.path.dirname(os.path.dirname(boto3.__file__)), \
+             '/var/lang/lib/python3.11/site-packages' in sys.path, os.environ['LAMBDA_TASK_ROOT'], os.environ['LAMBDA_RUNTIME_DIR'], os.getcwd())",
+        )
         .output()
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
-    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "(3, 11) /var/task");
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "(3, 11) /var/lang/bin/python3 /var/lang/lib/python3.11/site-packages True /var/task /var/runtime /var/task"
+    );
+
+    // lambda-base copied the tradai-common tree into that folder, with no RUN: a Lambda
+    // built on it imports the library and runs its handler.
+    let alpha = t[4].2["artifact"].as_str().unwrap();
+    let run = Command::new("docker")
+        .args(["run", "--rm", "--network=none", "--entrypoint", "python3", alpha, "-c"])
+        .arg("import handler, tradai_common; print(tradai_common.__file__, tradai_common.VERSION, handler.lambda_handler({}, None))")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), "/var/lang/lib/python3.11/site-packages/tradai_common/__init__.py 1 {'name': 'alpha'}");
 
     // Nothing changed: up to date on the stand-in, without trying the pull again.
     let out = f.xtask(&["lambda-build-all", "--json"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    assert_eq!(with_status(&parse_targets(&out.stdout), "skipped").len(), 4, "{err}");
+    assert_eq!(with_status(&parse_targets(&out.stdout), "skipped").len(), 5, "{err}");
     assert!(err.contains("up to date on the Debian stand-in base") && !err.contains("pulling"), "{err}");
 
     // A handler edit rebuilds that image; the upstream base is tried first, then the

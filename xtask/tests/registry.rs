@@ -168,7 +168,7 @@ fn the_dry_run_lists_every_push_and_tag_and_the_run_does_exactly_that() {
     let dry = f.xtask(&["lambda-bootstrap", "--registry", &reg.host, "--dry-run", "--json"]);
     assert!(dry.status.success(), "{}", stderr(&dry));
     let planned = steps(&dry.stdout);
-    assert_eq!(of(&planned, "build"), ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta"]);
+    assert_eq!(of(&planned, "build"), ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta"]);
     assert_eq!(of(&planned, "push"), images, "every image is pushed under its hash tag");
     for (target, action, tag) in &planned {
         if action == "push" {

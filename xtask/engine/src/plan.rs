@@ -26,6 +26,11 @@ pub trait Builder: Send + Sync {
     fn output_exists(&self, output: &Output) -> Result<bool>;
     /// Produces the output. Returning `Ok` promises the output exists now.
     fn build(&self, job: &BuildJob<'_>) -> Result<Output>;
+    /// How the target would be built, in a few words, when the plugin has a choice to
+    /// report (`--explain` shows it).
+    fn how(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A shared cache of outputs keyed by input hash (a registry holding a tag named after

@@ -78,14 +78,25 @@ impl Bed {
 
     /// The seeds' recipe: uv build, then docker build of lambda-base and each Lambda in
     /// turn, all with the classic builder and without a network, like the tool's builds.
+    /// lambda-base's context needs the wheel installed into `site-packages/`, as the tool
+    /// does it.
     fn seed_recipe(&self, lambdas: &[String], python_base: &str) -> Result<Duration> {
         let started = Instant::now();
-        let dist = self.root.join("lambdas/base/wheels");
+        let dist = self.root.join("target/bench-wheel");
+        let site = self.root.join("lambdas/base/site-packages");
         let _ = fs::remove_dir_all(&dist);
+        let _ = fs::remove_dir_all(&site);
         Cmd::new(self.tools.uv()?.as_str(), "build the wheel (seed recipe)")
             .args(["build", "--wheel", "--quiet", "--out-dir", dist.as_str(), "libs/tradai-common"])
             .dir(&self.root)
             .run()?;
+        let wheel = dist
+            .read_dir_utf8()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().to_owned())
+            .find(|p| p.extension() == Some("whl"))
+            .context("uv build produced no wheel (seed recipe)")?;
+        xtask_wheel::site_packages::install_wheel(&wheel, &site)?;
         let docker = |args: Vec<String>, what: &str| -> Result<()> {
             Cmd::new("docker", what.to_owned()).env("DOCKER_BUILDKIT", "0").args(args).dir(&self.root).run()?;
             Ok(())
@@ -119,6 +130,7 @@ impl Bed {
             )?;
         }
         let _ = fs::remove_dir_all(&dist);
+        let _ = fs::remove_dir_all(&site);
         Ok(started.elapsed())
     }
 }

@@ -10,7 +10,8 @@ use anyhow::{Result, bail};
 use clap::Args;
 use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute_then};
-use xtask_image::DockerEngine;
+use xtask_image::registry::OciRegistry;
+use xtask_image::{Assembler, DockerEngine};
 
 use crate::bases::{Base, Bases, Role};
 use crate::bases::PYTHON_BASE_ID;
@@ -43,6 +44,19 @@ pub struct BuildArgs {
     /// than AWS's (refused by default)
     #[arg(long)]
     pub allow_standin_base: bool,
+    /// `auto` assembles images whose Dockerfile has only files and config (no RUN)
+    /// without Docker, and runs `docker build` for the rest; `docker` runs `docker build`
+    /// for every image
+    #[arg(long, value_enum, default_value_t = Builder::Auto)]
+    pub builder: Builder,
+}
+
+/// The `--builder` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Builder {
+    #[default]
+    Auto,
+    Docker,
 }
 
 /// `lambda-bootstrap`: the build options, and Stage 5 of the seeds' pipeline.
@@ -163,8 +177,23 @@ fn run_with(
     }
     let files = project.file_cache();
     let remote = cache.as_ref().map(|c| c as &dyn xtask_engine::RemoteCache);
+    let choice = match args.builder {
+        Builder::Auto => xtask_image::BuilderChoice::Auto,
+        Builder::Docker => xtask_image::BuilderChoice::Docker,
+    };
+    // Assembled images go to the registry when there is one, else into the local engine.
+    let mut assembler = Assembler::new(&project.image_store_dir(), choice, matches!(registry, RegistryChoice::Local))?;
+    if !matches!(registry, RegistryChoice::Local) {
+        // Images found in the registry are read from it when something is assembled on them.
+        let (setting, project) = (registry_setting.clone(), project.clone());
+        assembler = assembler.with_registry(Box::new(move || match setting.as_str() {
+            "ecr" => crate::ecr::EcrRegistry::connect(&project)?.distribution_owned(),
+            host => OciRegistry::new(host),
+        }));
+    }
+    let assembler = Arc::new(assembler);
     let plan_with = |bases: &Bases| -> Result<(Vec<xtask_engine::Target>, xtask_engine::Plan)> {
-        let targets = project.targets(&engine, bases)?;
+        let targets = project.targets_with(&engine, bases, Some(assembler.clone()))?;
         let order = closure(&targets, &selected)?;
         let plan = make_plan(&order, &selected, &state, &files, remote)?;
         Ok((targets, plan))
@@ -200,7 +229,16 @@ fn run_with(
             let roles = base_roles_to_build(project, &plan)?;
             let say = |l: &str| progress.line(l);
             let cfg = &project.config.python_base;
-            let fell_back = if args.dry_run { bases.probe_missing(cfg, &roles, &say) } else { bases.pull_missing(cfg, &engine, &roles, &say) };
+            // A base the assembler builds on is read from its registry; one `docker build`
+            // builds on is pulled into the engine.
+            let (read, pull): (Vec<Role>, Vec<Role>) = roles.iter().partition(|r| role_is_assembled(project, &assembler, **r));
+            let platform = project.config.build.platform.clone();
+            let fell_back = if args.dry_run {
+                bases.probe_missing(cfg, &roles, &say)
+            } else {
+                let a = bases.read_missing(&read, &|reference| assembler.prefetch_base(reference, &platform), &say);
+                bases.pull_missing(cfg, &engine, &pull, &say) || a
+            };
             if fell_back {
                 (targets, plan) = plan_with(&bases)?;
             }
@@ -227,7 +265,9 @@ fn run_with(
     if args.explain {
         for item in &plan.items {
             if let Decision::Build(reason) = &item.decision {
-                progress.line(&format!("{} will build: {reason}", item.id));
+                let how = targets.iter().find(|t| t.id == item.id).and_then(|t| t.builder.how());
+                let how = how.map(|h| format!(" [{h}]")).unwrap_or_default();
+                progress.line(&format!("{} will build: {reason}{how}", item.id));
                 for change in xtask_engine::plan::changes_of(reason) {
                     progress.line(&format!("    {change}"));
                 }
@@ -276,7 +316,7 @@ fn run_with(
         // Each image is published the moment it exists, on the same -j workers as the builds.
         let after = |item: &xtask_engine::PlanItem, output: &xtask_engine::Output| {
             let (Some(cache), Some(planned)) = (&cache, publish_plan.as_ref().and_then(|p| p.get(&item.id))) else { return };
-            let result = publish::publish_planned(item, planned, output, cache, &store).map_err(|e| (item.id.clone(), format!("{e:#}")));
+            let result = publish::publish_planned(item, planned, output, cache, &store, &assembler).map_err(|e| (item.id.clone(), format!("{e:#}")));
             outcomes.lock().expect("lock").push(result);
         };
         let after: Option<xtask_engine::After<'_>> = if publish_plan.is_some() { Some(&after) } else { None };
@@ -284,6 +324,18 @@ fn run_with(
         progress.summary(&r);
         r
     };
+    // Every image assembled for the local engine goes in with one `docker load`.
+    let mut load_failed = false;
+    if assembler.has_pending() {
+        let started = std::time::Instant::now();
+        match assembler.flush() {
+            Ok(n) => progress.line(&format!("loaded {n} assembled image(s) into the Docker engine ({:.2} s)", started.elapsed().as_secs_f64())),
+            Err(e) => {
+                progress.line(&format!("failed to load the assembled images into the Docker engine: {e:#}; run again (they are rebuilt in milliseconds)"));
+                load_failed = true;
+            }
+        }
+    }
 
     let mut published = Vec::new();
     let mut publish_failures = Vec::new();
@@ -345,7 +397,7 @@ fn run_with(
         writeln!(stdout)?;
     }
     let failed: Vec<&TargetReport> = reports.iter().filter(|r| r.status == Status::Failed).collect();
-    if failed.is_empty() && publish_failures.is_empty() && function_failures == 0 {
+    if failed.is_empty() && publish_failures.is_empty() && function_failures == 0 && !load_failed {
         return Ok(ExitCode::SUCCESS);
     }
     if function_failures > 0 {
@@ -360,6 +412,16 @@ fn run_with(
         eprintln!("error: {} image(s) not published: {}", names.len(), names.join(", "));
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// Whether the images built on a base role are all assembled (so the base is read from
+/// its registry rather than pulled into the engine).
+fn role_is_assembled(project: &Project, assembler: &Assembler, role: Role) -> bool {
+    let dockerfiles: Vec<camino::Utf8PathBuf> = match role {
+        Role::Lambda => vec![project.root.join("lambdas/base/Dockerfile")],
+        Role::Service => project.services().unwrap_or_default().iter().map(|s| project.root.join("services").join(s).join("Dockerfile")).collect(),
+    };
+    dockerfiles.iter().all(|d| assembler.decide(d).is_ok_and(|(assembled, _)| assembled))
 }
 
 /// The bases that something in the plan will be built on.

@@ -53,7 +53,7 @@ impl Fixture {
         );
         f.write("libs/tradai-common/src/tradai_common/__init__.py", "VERSION = 1\n");
         f.write("libs/tradai-common/tests/test_x.py", "def test_x():\n    assert True\n");
-        f.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /opt/wheels/\n");
+        f.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n");
         for name in lambdas {
             f.add_lambda(name);
         }

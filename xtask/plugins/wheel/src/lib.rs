@@ -1,6 +1,9 @@
 //! The wheel plugin: a Python package's wheel, built with `uv build` from the files that
 //! go into it (`pyproject.toml`, `src/`, `README.md`); tests and caches are not inputs,
-//! so editing a test never rebuilds the images that carry the wheel.
+//! so editing a test never rebuilds the images that carry the wheel. [`site_packages`]
+//! installs a wheel into a site-packages tree an image copies in without running pip.
+
+pub mod site_packages;
 
 use std::fs;
 
@@ -107,6 +110,7 @@ impl Builder for WheelhouseBuilder {
     fn inputs(&self, id: &str, files: &FileCache) -> Result<InputManifest> {
         let mut m = InputManifest::new("wheelhouse", id);
         m.params.insert("platform".into(), "manylinux2014_x86_64 cp311".into());
+        m.params.insert("output".into(), "wheel files only".into());
         let add_file = |m: &mut InputManifest, path: &Utf8PathBuf| -> Result<()> {
             let meta = fs::metadata(path).with_context(|| format!("{id}: cannot read {path}"))?;
             let rel = path.strip_prefix(&self.workspace_root).unwrap_or(path);
@@ -140,6 +144,7 @@ impl Builder for WheelhouseBuilder {
         let staging = self.out_root.join(format!(".staging-{}-{}", &job.input_hash.as_str()[..16], std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging).with_context(|| format!("failed to create {staging}"))?;
+        let mut scratch: Vec<Utf8PathBuf> = Vec::new();
         let result = (|| -> Result<()> {
             let requirements = match &self.source {
                 WheelhouseSource::Workspace { package, .. } => {
@@ -174,8 +179,10 @@ impl Builder for WheelhouseBuilder {
                             }
                         }
                     }
-                    let req = staging.join("requirements.lock.txt");
+                    // Beside the output, not in it: the wheelhouse holds wheel files only.
+                    let req = self.out_root.join(format!(".requirements-{}-{}.txt", &job.input_hash.as_str()[..16], std::process::id()));
                     fs::write(&req, third_party)?;
+                    scratch.push(req.clone());
                     req
                 }
                 WheelhouseSource::Requirements(path) => path.clone(),
@@ -204,8 +211,19 @@ impl Builder for WheelhouseBuilder {
                 download = download.arg("--no-deps");
             }
             download.run()?;
+            // An image copies the whole folder into its build context: leave nothing in it
+            // but the wheels (uv build may add a `.gitignore`).
+            for entry in staging.read_dir_utf8().with_context(|| format!("failed to list {staging}"))? {
+                let entry = entry?;
+                if entry.path().extension() != Some("whl") {
+                    fs::remove_file(entry.path()).with_context(|| format!("failed to remove {}", entry.path()))?;
+                }
+            }
             Ok(())
         })();
+        for file in scratch {
+            let _ = fs::remove_file(file);
+        }
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
