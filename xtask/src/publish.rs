@@ -284,7 +284,11 @@ fn push_assembled(item: &PlanItem, output: &Output, cache: &RegistryCache<'_>, a
         .collect();
     let manifest = Manifest { digest: image.manifest_digest.clone(), media_type: image.media_type().to_owned(), bytes: image.manifest_bytes.clone() };
     let source = |digest: &str| assembler.open_blob(digest);
-    let report = client.push_image(&item.id, &[item.input_hash.tag()], &manifest, &blobs, &item.deps, &source)?;
+    // Layers are mounted from the images this one is built on: the dependencies pushed in
+    // this run, and a base read from this same registry.
+    let mut mount_from = item.deps.clone();
+    mount_from.extend(assembler.base_repositories(&client.name()));
+    let report = client.push_image(&item.id, &[item.input_hash.tag()], &manifest, &blobs, &mount_from, &source)?;
     cache.forget(&item.id);
     let counts = BlobCounts { present: report.present, mounted: report.mounted, uploaded: report.uploaded, uploaded_bytes: report.uploaded_bytes };
     Ok((manifest, counts))

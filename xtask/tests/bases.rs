@@ -62,14 +62,15 @@ fn pin(f: &Fixture, reference: &str, extra: &str) {
 }
 
 #[test]
-fn a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pulling() {
+fn with_docker_build_a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pulling() {
     let mut reg = TestRegistry::start();
     let digest = serve_base(&reg, "3.11");
     let f = Fixture::new(&["alpha"]);
     pin(&f, &format!("{}/test/python:3.11@{digest}", reg.host), "");
 
-    // Absent but pullable: pulled, and the images are built on it.
-    let out = f.xtask(&["lambda-build-all", "--json"]);
+    // `docker build` needs the base in the engine. Absent but pullable: pulled, and the
+    // images are built on it.
+    let out = f.xtask(&["lambda-build-all", "--json", "--builder", "docker"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("pulling the upstream base {}/test/python@{digest}", reg.host)), "{err}");
@@ -82,7 +83,7 @@ fn a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pullin
     // Present: nothing is pulled, even with the registry gone.
     reg.kill();
     f.append("libs/tradai-common/src/tradai_common/__init__.py", "CHANGED = 1\n");
-    let out = f.xtask(&["lambda-build-all", "--json"]);
+    let out = f.xtask(&["lambda-build-all", "--json", "--builder", "docker"]);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("pulling") && !err.contains("stand-in"), "{err}");
@@ -92,9 +93,35 @@ fn a_pinned_base_is_pulled_when_missing_then_used_from_the_engine_without_pullin
     reg.restart();
     let other = serve_base(&reg, "3.11-next");
     pin(&f, &format!("{}/test/python:3.11@{other}", reg.host), "");
-    let t = f.build_json(&["lambda-build-all", "--dry-run"]);
+    let t = f.build_json(&["lambda-build-all", "--dry-run", "--builder", "docker"]);
     assert_eq!(with_status(&t, "would-build"), ["tradai/lambda-base", "tradai/lambda-alpha"]);
     forget_base(&reg.host, &digest);
+}
+
+#[test]
+fn a_pinned_base_is_read_from_its_registry_once_then_from_the_image_store() {
+    let mut reg = TestRegistry::start();
+    let digest = serve_base(&reg, "3.11");
+    let f = Fixture::new(&["alpha"]);
+    pin(&f, &format!("{}/test/python:3.11@{digest}", reg.host), "");
+
+    // The assembler reads the base's manifest, config and layers from the registry; the
+    // engine is never asked to pull it.
+    let out = f.xtask(&["lambda-build-all", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("read the upstream base {}/test/python@{digest} from its registry", reg.host)), "{err}");
+    assert!(!err.contains("pulling") && !err.contains("stand-in"), "{err}");
+    assert!(!engine_holds(&reg.host, &digest), "not pulled into the engine");
+
+    // Read once: with the registry gone, a rebuild on it still works.
+    reg.kill();
+    f.append("libs/tradai-common/src/tradai_common/__init__.py", "CHANGED = 1\n");
+    let out = f.xtask(&["lambda-build-all", "--json"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("pulling") && !err.contains("stand-in"), "{err}");
+    assert_eq!(with_status(&parse_targets(&out.stdout), "built"), ["tradai-common", "site-packages:tradai-common", "tradai/lambda-base", "tradai/lambda-alpha"]);
 }
 
 #[test]

@@ -152,6 +152,7 @@ pub fn execute_then(
                 Ok(output) => {
                     r.status = Status::Built;
                     r.artifact = Some(output.artifact.clone());
+                    r.digest = output.detail.get("digest").cloned();
                     outputs.insert(item.id.clone(), (item.input_hash.clone(), output));
                 }
                 Err(e) => {

@@ -72,9 +72,13 @@ impl FileCache {
         FileCache { path: Some(path.to_owned()), entries: Mutex::new(entries), stats: Mutex::default() }
     }
 
-    /// Writes the cache back atomically. Losing it costs only re-reading files.
+    /// Writes the cache back atomically. Losing it costs only re-reading files. A run that
+    /// hashed nothing (the no-op) changed nothing, and skips the write and its fsyncs.
     pub fn save(&self) -> Result<()> {
         let Some(path) = &self.path else { return Ok(()) };
+        if self.stats().misses == 0 && path.is_file() {
+            return Ok(());
+        }
         let entries = self.entries.lock().expect("file cache lock poisoned").clone();
         let bytes = serde_json::to_vec(&OnDisk { version: FORMAT_VERSION, entries })?;
         write_atomically(path, &bytes).with_context(|| format!("failed to save file cache {path}"))

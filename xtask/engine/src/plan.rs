@@ -149,6 +149,10 @@ pub struct TargetReport {
     pub changes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub artifact: Option<String>,
+    /// The content digest of the artifact where it has one besides its id (an assembled
+    /// image's manifest digest: what a registry serves it as).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -302,10 +306,10 @@ fn decide_locally(t: &Target, inputs: &InputManifest, hash: &InputHash, state: &
 impl PlanItem {
     /// The report line for a dry run.
     pub fn dry_report(&self) -> TargetReport {
-        let (status, reason, changes, artifact) = match &self.decision {
-            Decision::Build(r) => (Status::WouldBuild, r.to_string(), changes_of(r), None),
+        let (status, reason, changes, artifact, digest) = match &self.decision {
+            Decision::Build(r) => (Status::WouldBuild, r.to_string(), changes_of(r), None, None),
             Decision::Skip { reason, output, .. } => {
-                (Status::Skipped, reason.clone(), Vec::new(), Some(output.artifact.clone()).filter(|a| !a.is_empty()))
+                (Status::Skipped, reason.clone(), Vec::new(), Some(output.artifact.clone()).filter(|a| !a.is_empty()), output.detail.get("digest").cloned())
             }
         };
         TargetReport {
@@ -316,6 +320,7 @@ impl PlanItem {
             reason,
             changes,
             artifact,
+            digest,
             seconds: None,
             error: None,
         }

@@ -176,10 +176,9 @@ impl Cmd {
         &self.purpose
     }
 
-    /// Runs to completion; a non-zero exit is an error carrying stderr.
-    pub fn run(&self) -> Result<Finished, ProcessError> {
-        tracing::debug!(purpose = %self.purpose, command = %self.display(), "running");
-        let started = Instant::now();
+    /// The process as a duct expression: directory and environment set, withheld
+    /// variables removed.
+    fn expression(&self) -> duct::Expression {
         let mut expr = duct::cmd(&self.program, &self.args).unchecked();
         if let Some(d) = &self.dir {
             expr = expr.dir(d.as_std_path());
@@ -193,6 +192,23 @@ impl Cmd {
         for k in WITHHELD.get().into_iter().flatten().filter(|k| !self.env.iter().any(|(set, _)| set == *k)) {
             expr = expr.env_remove(k);
         }
+        expr
+    }
+
+    /// Starts the process and returns its stdout as a stream (for output too large to
+    /// hold, such as `docker save`). Reading to the end checks the exit status: a failure
+    /// is a read error naming the purpose, with the captured stderr.
+    pub fn reader(&self) -> std::io::Result<impl std::io::Read + use<>> {
+        tracing::debug!(purpose = %self.purpose, command = %self.display(), "streaming");
+        let reader = self.expression().unchecked().stderr_capture().reader()?;
+        Ok(StatusCheckedReader { reader, purpose: self.purpose.clone(), command: self.display() })
+    }
+
+    /// Runs to completion; a non-zero exit is an error carrying stderr.
+    pub fn run(&self) -> Result<Finished, ProcessError> {
+        tracing::debug!(purpose = %self.purpose, command = %self.display(), "running");
+        let started = Instant::now();
+        let mut expr = self.expression();
         expr = match &self.stdin {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
@@ -233,6 +249,29 @@ impl Cmd {
                 streamed: self.inherit_output,
             })
         }
+    }
+}
+
+/// A child's stdout that turns a failed exit into a read error at the end of the stream.
+struct StatusCheckedReader {
+    reader: duct::ReaderHandle,
+    purpose: String,
+    command: String,
+}
+
+impl std::io::Read for StatusCheckedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (&self.reader).read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(out) = self.reader.try_wait()? {
+                if !out.status.success() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                    return Err(std::io::Error::other(format!("failed to {} (`{}` exited with {}): {last}", self.purpose, self.command, out.status)));
+                }
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -1,63 +1,65 @@
 //! What `cargo xtask` runs: a dependency-free launcher that starts the real `xtask`
 //! binary, rebuilding it first only when its sources changed.
 //!
-//! `cargo run --package xtask` makes Cargo check the freshness of every unit the binary
-//! depends on (about 219 crates) before each run, which costs more than a whole no-op
-//! build. This crate has no dependencies, so Cargo's check before running it is one unit.
-//! The launcher then decides for itself, from modification times, whether `xtask` must be
-//! rebuilt:
+//! `cargo run --package xtask` makes Cargo resolve the workspace and check the freshness
+//! of every unit the binary depends on (about 219 crates) before each run, which costs
+//! more than a whole no-op build. This crate has no dependencies and a workspace of its
+//! own, so Cargo's work before running it is one unit. The launcher then decides for
+//! itself, from modification times, whether `xtask` must be rebuilt:
 //!
-//! - the inputs are `Cargo.lock`, the workspace `Cargo.toml`, `.cargo/config{,.toml}` (the
-//!   repository's, its ancestors' and `$CARGO_HOME`'s), `rust-toolchain{,.toml}`, every
-//!   file and folder under `xtask/` except target-like folders, and every local file
-//!   Cargo's dep-info for the binary (`xtask.d`) names (it catches an `include_str!` of a
-//!   file outside `xtask/`);
+//! - the inputs are `Cargo.lock`, the workspace `Cargo.toml`, `.cargo/config{,.toml}` (of
+//!   the working folder, the repository and their ancestors, and `$CARGO_HOME`'s),
+//!   `rust-toolchain{,.toml}`, every file and folder under `xtask/` except target-like
+//!   folders, and every local file Cargo's dep-info for the binary (`xtask.d`) names, which
+//!   catches an `include_str!` of a file outside `xtask/`; crates of the workspace that
+//!   `xtask` does not depend on live outside `xtask/`, so editing them never rebuilds;
 //! - after a successful `$CARGO build --quiet --package xtask` it writes a stamp beside the
-//!   binary (`xtask.stamp`, written to a temporary file and renamed, so two launchers at
-//!   once never leave a torn one) holding the time the build started, read from the file
-//!   system's own clock, plus the binary's size and mtime, the Cargo executable and the
-//!   build-relevant environment;
-//! - it rebuilds when the stamp is missing, unreadable or from another checkout, when the
-//!   binary is not the one the stamp describes, when the toolchain or the build
-//!   environment changed, or when any input is as new as the build's start or newer (a
-//!   file saved during a build counts as changed, as in git's racy-clean rule). When in
-//!   doubt it builds: a build with nothing to do costs a Cargo no-op, never a wrong binary.
-//!
-//! Crates of the workspace that `xtask` does not depend on live outside `xtask/`, so
-//! editing them never makes the launcher rebuild.
+//!   launcher (`xtask.stamp`, written to a temporary file and renamed, so two launchers at
+//!   once never leave a torn one) holding where Cargo put the binary (from Cargo's own
+//!   JSON messages, so `CARGO_TARGET_DIR`, `build.target-dir` and `build.target` are
+//!   whatever Cargo made of them), the binary's size and mtime, the time the build
+//!   started by the file system's clock, the Cargo executable and the build environment;
+//! - it rebuilds when the stamp is missing, unreadable or from another checkout or working
+//!   folder, when the binary is not the one the stamp describes, when the toolchain or the
+//!   build environment changed, or when any input is as new as the build's start or newer
+//!   (a file saved during a build counts as changed, as in git's racy-clean rule). When in
+//!   doubt it builds: a build with nothing to do costs a Cargo no-op, never a stale binary.
 //!
 //! It then replaces itself with the binary (Unix `exec`, so signals reach the tool and its
 //! exit code is the command's), passing every argument through; elsewhere it runs the
 //! binary and exits with its code. `XTASK_LAUNCHER_VERBOSE=1` prints the decision and why.
 //!
-//! Where it lives, by measurement (2 cores, warm caches, medians of 10 runs, CPU seconds,
-//! which stay steady while wall time on this shared machine does not): `cargo run` of this
-//! crate as a member of the main workspace costs 0.06 s of CPU, of the same crate as its own
-//! one-crate workspace 0.03 s, so its own workspace would save about 0.03 s a run.
-//! It is a member nonetheless: a Cargo alias cannot name a manifest relative to the
-//! repository (`--manifest-path` is read relative to the working folder), so only
-//! `--package` works from every subfolder, as `cargo xtask` must; and as a member it is
-//! built into the same target folder as `xtask`, so the real binary is simply its
-//! neighbour, wherever `CARGO_TARGET_DIR` or `build.target-dir` put them.
+//! Why a workspace of its own, by measurement (2 cores, warm caches, medians of 15 runs in
+//! turn): `cargo run` of a dependency-free binary that is a member of the main workspace
+//! took 0.112 s of CPU (0.119 s wall at best), because Cargo resolves all 219 locked
+//! packages first; the same binary as a one-crate workspace took 0.033 s (0.023 s wall at
+//! best). That 0.08 s is more than the whole no-op build, so membership, the simpler
+//! layout, lost. The price: a Cargo alias cannot name a manifest relative to the
+//! repository (`--manifest-path` is read relative to the working folder), so `cargo xtask`
+//! runs from the repository root, and the launcher is built into `xtask/launcher/target/`
+//! unless `CARGO_TARGET_DIR` or `build.target-dir` say otherwise. It has no dev-dependencies
+//! either: they would be resolved on every run too. Its tests are `xtask/tests/launcher.rs`.
 //!
-//! Written with the standard library only (no anyhow, no walkdir): every dependency would
-//! be one more unit for Cargo to check before each run.
+//! Written with the standard library only (no anyhow, no walkdir, no serde_json for the
+//! one string it reads from Cargo's messages): every dependency would be one more package
+//! for Cargo to resolve before each run.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// First line of the stamp; a stamp of another format is stale.
-const STAMP_HEADER: &str = "xtask-launcher stamp 1";
+const STAMP_HEADER: &str = "xtask-launcher stamp 2";
 
 /// The package the launcher builds and runs.
 const PACKAGE: &str = "xtask";
 
-/// Environment variables that change what `cargo build` produces (by exact name, or by
-/// prefix when they end in `_`).
+/// Environment variables that change what `cargo build` produces or where it puts it (by
+/// exact name, or by prefix when they end in `_`).
 const BUILD_ENV: &[&str] = &[
     "RUSTC",
     "RUSTC_WRAPPER",
@@ -86,13 +88,9 @@ fn main() -> ExitCode {
 struct Layout {
     /// The workspace root (holds `Cargo.toml`, `Cargo.lock` and `xtask/`).
     root: PathBuf,
-    /// The folder Cargo put the launcher in, and so puts `xtask` in: `<target>/debug`.
-    bin_dir: PathBuf,
-    /// The real binary.
-    xtask: PathBuf,
-    /// Cargo's dep-info for it: every local source file it was built from.
-    dep_info: PathBuf,
-    /// What the launcher wrote after the last successful build.
+    /// The working folder: Cargo reads its configuration from here and above.
+    cwd: PathBuf,
+    /// What the launcher wrote after the last successful build, beside the launcher.
     stamp: PathBuf,
     /// The Cargo that ran the launcher (`CARGO`), used to build.
     cargo: OsString,
@@ -102,7 +100,7 @@ struct Layout {
 impl Layout {
     fn find() -> Result<Layout, String> {
         let exe = std::env::current_exe().map_err(|e| format!("cannot find the launcher's own executable: {e}"))?;
-        let bin_dir = exe.parent().ok_or("the launcher's executable has no folder")?.to_owned();
+        let bin_dir = exe.parent().ok_or("the launcher's executable has no folder")?;
         // `cargo run` sets CARGO_MANIFEST_DIR for the program it runs; the value baked in at
         // build time serves when the launcher is started by hand.
         let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
@@ -112,35 +110,24 @@ impl Layout {
             .filter(|r| r.join("Cargo.toml").is_file())
             .ok_or_else(|| format!("{} is not `xtask/launcher` of a Cargo workspace; run it as `cargo xtask`", manifest_dir.display()))?
             .to_owned();
-        let name = format!("{PACKAGE}{}", std::env::consts::EXE_SUFFIX);
         Ok(Layout {
-            xtask: bin_dir.join(&name),
-            dep_info: bin_dir.join(format!("{PACKAGE}.d")),
             stamp: bin_dir.join(format!("{PACKAGE}.stamp")),
-            bin_dir,
             root,
+            cwd: std::env::current_dir().map_err(|e| format!("cannot read the working folder: {e}"))?,
             // Cargo sets CARGO for the programs it runs; by hand, the one on PATH.
             cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
             verbose: std::env::var_os("XTASK_LAUNCHER_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0"),
         })
     }
 
-    /// The Cargo flags that put the binary where Cargo put the launcher: the profile is
-    /// the name of that folder (`debug` for `dev`).
-    fn profile_args(&self) -> Vec<OsString> {
-        match self.bin_dir.file_name().and_then(OsStr::to_str) {
-            Some("debug") | None => vec![],
-            Some("release") => vec!["--release".into()],
-            Some(other) => vec!["--profile".into(), other.into()],
-        }
-    }
-
-    /// The part of the stamp that must match exactly: which checkout, which Cargo (its
-    /// path and mtime change when the toolchain does) and the build environment.
+    /// The part of the stamp that must match exactly: which checkout and working folder,
+    /// which Cargo (its path and mtime change when the toolchain does) and the build
+    /// environment, each written with `{:?}` so that any value stays on one line.
     fn key(&self) -> String {
         let mut key = String::new();
         let _ = writeln!(key, "root {:?}", self.root);
-        let cargo_mtime = which(&self.cargo).and_then(|p| fs::metadata(p).ok()).and_then(|m| m.modified().ok()).map(stamp_time);
+        let _ = writeln!(key, "cwd {:?}", self.cwd);
+        let cargo_mtime = which(&self.cargo).and_then(|p| fs::metadata(p).ok()).and_then(|m| m.modified().ok()).map(since_epoch);
         let _ = writeln!(key, "cargo {:?} {cargo_mtime:?}", self.cargo);
         let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
             .filter(|(k, _)| {
@@ -155,39 +142,46 @@ impl Layout {
     }
 }
 
-/// A stamp as read back.
+/// A stamp as written and read back.
 struct Stamp {
-    key: String,
     /// When the build that wrote it started, by the file system's clock.
     started: Duration,
-    /// The binary it describes: mtime and size.
-    binary: (Duration, u64),
+    /// The binary Cargo built, and its mtime and size then.
+    binary: PathBuf,
+    identity: (Duration, u64),
+    key: String,
 }
 
 impl Stamp {
-    fn render(&self) -> String {
-        format!(
-            "{STAMP_HEADER}\nstarted {}.{:09}\nbinary {}.{:09} {}\n{}",
-            self.started.as_secs(),
-            self.started.subsec_nanos(),
-            self.binary.0.as_secs(),
-            self.binary.0.subsec_nanos(),
-            self.binary.1,
+    /// `None` when the binary's path cannot be written on one line (then nothing is
+    /// stamped and every run builds, which is slow but right).
+    fn render(&self) -> Option<String> {
+        let binary = self.binary.to_str().filter(|p| !p.contains('\n'))?;
+        let (mtime, size) = self.identity;
+        Some(format!(
+            "{STAMP_HEADER}\nstarted {}\nidentity {} {size}\nbinary {binary}\n{}",
+            show_time(self.started),
+            show_time(mtime),
             self.key
-        )
+        ))
     }
 
     /// `None` for anything that is not a whole stamp of this format.
     fn parse(text: &str) -> Option<Stamp> {
-        let mut lines = text.splitn(4, '\n');
+        let mut lines = text.splitn(5, '\n');
         if lines.next()? != STAMP_HEADER {
             return None;
         }
         let started = parse_time(lines.next()?.strip_prefix("started ")?)?;
-        let (mtime, size) = lines.next()?.strip_prefix("binary ")?.split_once(' ')?;
-        let binary = (parse_time(mtime)?, size.parse().ok()?);
-        Some(Stamp { started, binary, key: lines.next()?.to_owned() })
+        let (mtime, size) = lines.next()?.strip_prefix("identity ")?.split_once(' ')?;
+        let identity = (parse_time(mtime)?, size.parse().ok()?);
+        let binary = PathBuf::from(lines.next()?.strip_prefix("binary ")?);
+        Some(Stamp { started, binary, identity, key: lines.next()?.to_owned() })
     }
+}
+
+fn show_time(t: Duration) -> String {
+    format!("{}.{:09}", t.as_secs(), t.subsec_nanos())
 }
 
 fn parse_time(text: &str) -> Option<Duration> {
@@ -195,94 +189,80 @@ fn parse_time(text: &str) -> Option<Duration> {
     Some(Duration::new(secs.parse().ok()?, nanos.parse().ok()?))
 }
 
-fn stamp_time(t: SystemTime) -> Duration {
+fn since_epoch(t: SystemTime) -> Duration {
     t.duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+fn identity(meta: &fs::Metadata) -> (Duration, u64) {
+    (meta.modified().map(since_epoch).unwrap_or_default(), meta.len())
 }
 
 fn run() -> Result<ExitCode, String> {
     let layout = Layout::find()?;
-    match stale_because(&layout) {
-        None => {
+    let binary = match check(&layout) {
+        Ok(binary) => {
             if layout.verbose {
-                eprintln!("xtask-launcher: {} is up to date", layout.xtask.display());
+                eprintln!("xtask-launcher: {} is up to date", binary.display());
             }
+            binary
         }
-        Some(reason) => {
+        Err(reason) => {
             if layout.verbose {
                 eprintln!("xtask-launcher: building {PACKAGE}: {reason}");
             }
-            if let Err(code) = build(&layout)? {
-                return Ok(code);
+            match build(&layout)? {
+                Ok(binary) => binary,
+                Err(code) => return Ok(code),
             }
         }
-    }
-    exec(&layout.xtask)
+    };
+    exec(&binary)
 }
 
-/// Why the binary must be rebuilt, or `None` when it is up to date.
-fn stale_because(layout: &Layout) -> Option<String> {
-    let text = match fs::read_to_string(&layout.stamp) {
-        Ok(t) => t,
-        Err(_) => return Some("no stamp from an earlier build".into()),
-    };
-    let Some(stamp) = Stamp::parse(&text) else {
-        return Some(format!("{} is not a stamp this launcher wrote", layout.stamp.display()));
-    };
+/// The binary when it is up to date, else why it must be rebuilt.
+fn check(layout: &Layout) -> Result<PathBuf, String> {
+    let text = fs::read_to_string(&layout.stamp).map_err(|_| "no stamp from an earlier build".to_owned())?;
+    let stamp = Stamp::parse(&text).ok_or_else(|| format!("{} is not a stamp this launcher wrote", layout.stamp.display()))?;
     if stamp.key != layout.key() {
-        return Some("the checkout, the toolchain or the build environment changed".into());
+        return Err("the checkout, the working folder, the toolchain or the build environment changed".into());
     }
-    match fs::metadata(&layout.xtask) {
-        Ok(m) if m.modified().ok().map(stamp_time) == Some(stamp.binary.0) && m.len() == stamp.binary.1 => {}
-        Ok(_) => return Some(format!("{} is not the binary the last build made", layout.xtask.display())),
-        Err(_) => return Some(format!("{} is missing", layout.xtask.display())),
+    match fs::metadata(&stamp.binary) {
+        Ok(meta) if identity(&meta) == stamp.identity => {}
+        Ok(_) => return Err(format!("{} is not the binary the last build made", stamp.binary.display())),
+        Err(_) => return Err(format!("{} is missing", stamp.binary.display())),
     }
-    let changed = |path: &Path, meta: &fs::Metadata| -> Option<String> {
-        let mtime = meta.modified().ok().map(stamp_time)?;
-        newer_or_racy(mtime, stamp.started).then(|| format!("{} changed", path.display()))
+    let changed = |path: &Path, meta: &fs::Metadata| -> Result<(), String> {
+        match meta.modified() {
+            Ok(mtime) if !newer_or_racy(since_epoch(mtime), stamp.started) => Ok(()),
+            _ => Err(format!("{} changed", path.display())),
+        }
     };
     // The fixed inputs: a missing one is fine (most are optional; Cargo reports the rest).
-    for path in fixed_inputs(&layout.root) {
-        if let Ok(meta) = fs::metadata(&path)
-            && let Some(why) = changed(&path, &meta)
-        {
-            return Some(why);
+    for path in fixed_inputs(&layout.root, &layout.cwd) {
+        if let Ok(meta) = fs::metadata(&path) {
+            changed(&path, &meta)?;
         }
     }
     // Every local file the binary was built from, as Cargo recorded it; a vanished one is
     // for the build to report.
-    let dep_info = match fs::read_to_string(&layout.dep_info) {
-        Ok(t) => t,
-        Err(_) => return Some(format!("Cargo's dep-info {} is missing", layout.dep_info.display())),
-    };
-    for dep in parse_dep_info(&dep_info) {
+    let dep_info = stamp.binary.with_extension("d");
+    let deps = fs::read_to_string(&dep_info).map_err(|_| format!("Cargo's dep-info {} is missing", dep_info.display()))?;
+    for dep in parse_dep_info(&deps) {
         let path = layout.root.join(dep);
-        match fs::metadata(&path) {
-            Ok(meta) => {
-                if let Some(why) = changed(&path, &meta) {
-                    return Some(why);
-                }
-            }
-            Err(_) => return Some(format!("{} is gone", path.display())),
-        }
+        let meta = fs::metadata(&path).map_err(|_| format!("{} is gone", path.display()))?;
+        changed(&path, &meta)?;
     }
     // Everything under xtask/, folders included: a folder's mtime moves when a file in it
     // is added, removed or renamed, which the dep-info cannot show.
-    let mut dirs = vec![layout.root.join("xtask")];
+    let mut dirs = vec![layout.root.join(PACKAGE)];
     while let Some(dir) = dirs.pop() {
-        let meta = match fs::metadata(&dir) {
-            Ok(m) => m,
-            Err(e) => return Some(format!("cannot read {}: {e}", dir.display())),
-        };
-        if let Some(why) = changed(&dir, &meta) {
-            return Some(why);
-        }
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => return Some(format!("cannot list {}: {e}", dir.display())),
-        };
-        for entry in entries.flatten() {
+        let meta = fs::metadata(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+        changed(&dir, &meta)?;
+        let entries = fs::read_dir(&dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { return Some(format!("cannot read {}", path.display())) };
+            let kind = entry.file_type().map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             if kind.is_dir() {
                 if !is_target_like(&path) {
                     dirs.push(path);
@@ -290,17 +270,11 @@ fn stale_because(layout: &Layout) -> Option<String> {
                 continue;
             }
             // Symbolic links are followed to what they name.
-            match fs::metadata(&path) {
-                Ok(meta) => {
-                    if let Some(why) = changed(&path, &meta) {
-                        return Some(why);
-                    }
-                }
-                Err(_) => return Some(format!("{} is a broken link", path.display())),
-            }
+            let meta = fs::metadata(&path).map_err(|_| format!("{} is a broken link", path.display()))?;
+            changed(&path, &meta)?;
         }
     }
-    None
+    Ok(stamp.binary)
 }
 
 /// Whether a file with modification time `mtime` may have changed after a build that
@@ -313,26 +287,26 @@ fn newer_or_racy(mtime: Duration, started: Duration) -> bool {
 }
 
 /// Folders under `xtask/` whose content cannot change the binary: Cargo's build output
-/// (named `target` or marked with `CACHEDIR.TAG`) and Python's bytecode caches, which the
-/// integration tests' helper scripts leave behind.
+/// (named `target`, like the launcher's own, or marked with `CACHEDIR.TAG`) and Python's
+/// bytecode caches, which the integration tests' helper scripts leave behind.
 fn is_target_like(dir: &Path) -> bool {
     matches!(dir.file_name().and_then(OsStr::to_str), Some("target" | "__pycache__")) || dir.join("CACHEDIR.TAG").exists()
 }
 
 /// The inputs that are not under `xtask/`: the workspace's manifest and lock, and the
 /// configuration and toolchain files Cargo and rustup read for it.
-fn fixed_inputs(root: &Path) -> Vec<PathBuf> {
+fn fixed_inputs(root: &Path, cwd: &Path) -> Vec<PathBuf> {
     let mut out = vec![root.join("Cargo.toml"), root.join("Cargo.lock")];
     let cargo_home =
         std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let config_dirs = root.ancestors().map(|a| a.join(".cargo")).chain(cargo_home);
-    for dir in config_dirs {
+    for dir in cwd.ancestors().chain(root.ancestors()) {
+        for name in [".cargo/config.toml", ".cargo/config", "rust-toolchain", "rust-toolchain.toml"] {
+            out.push(dir.join(name));
+        }
+    }
+    if let Some(dir) = cargo_home {
         out.push(dir.join("config.toml"));
         out.push(dir.join("config"));
-    }
-    for dir in root.ancestors() {
-        out.push(dir.join("rust-toolchain"));
-        out.push(dir.join("rust-toolchain.toml"));
     }
     out
 }
@@ -366,28 +340,38 @@ fn parse_dep_info(text: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Builds the binary and writes the stamp. `Ok(Err(code))` when Cargo failed: its output
-/// is already on the terminal, and the command exits with `code`.
-fn build(layout: &Layout) -> Result<Result<(), ExitCode>, String> {
+/// Builds the binary and writes the stamp; returns where the binary is. `Ok(Err(code))`
+/// when Cargo failed: its diagnostics are already on the terminal, and the command exits
+/// with `code`.
+fn build(layout: &Layout) -> Result<Result<PathBuf, ExitCode>, String> {
+    let bin_dir = layout.stamp.parent().ok_or("the stamp has no folder")?;
     // The build's start, by the clock the file system stamps files with: a file created
-    // now. (The system clock can be ahead of it by a few milliseconds, which could let an
-    // edit made just after the start look older.) It becomes the stamp once the build
-    // succeeds, so a stamp is always complete when it appears under its name.
-    let pending = layout.bin_dir.join(format!("{PACKAGE}.stamp.{}.tmp", std::process::id()));
+    // now. (The system clock can run a few milliseconds ahead of it, which could make an
+    // edit saved just after the start look older.) It becomes the stamp once the build
+    // succeeds, so a stamp is always whole when it appears under its name.
+    let pending = bin_dir.join(format!("{PACKAGE}.stamp.{}.tmp", std::process::id()));
     let started = fs::File::create(&pending)
         .and_then(|f| f.metadata())
         .and_then(|m| m.modified())
-        .map(stamp_time)
+        .map(since_epoch)
         .map_err(|e| format!("cannot write {}: {e}; check that the target folder is writable", pending.display()))?;
     // The working folder is kept so that Cargo reads the same configuration as the
-    // `cargo run` that started the launcher, and so builds into the same folder.
-    let status = Command::new(&layout.cargo)
-        .args(["build", "--quiet", "--package", PACKAGE, "--manifest-path"])
+    // `cargo run` that started the launcher. Diagnostics are rendered on stderr as usual;
+    // stdout carries the JSON messages that say where the binary went.
+    let child = Command::new(&layout.cargo)
+        .args(["build", "--quiet", "--package", PACKAGE, "--message-format=json-render-diagnostics", "--manifest-path"])
         .arg(layout.root.join("Cargo.toml"))
-        .args(layout.profile_args())
-        .status();
-    let status = match status {
-        Ok(s) => s,
+        .stdout(Stdio::piped())
+        .spawn();
+    let result = child.and_then(|mut child| {
+        let mut messages = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            out.read_to_string(&mut messages)?;
+        }
+        Ok((child.wait()?, messages))
+    });
+    let (status, messages) = match result {
+        Ok(r) => r,
         Err(e) => {
             let _ = fs::remove_file(&pending);
             return Err(format!("cannot run {:?} to build {PACKAGE}: {e}", layout.cargo));
@@ -399,18 +383,69 @@ fn build(layout: &Layout) -> Result<Result<(), ExitCode>, String> {
         let code = status.code().and_then(|c| u8::try_from(c).ok()).filter(|c| *c != 0).unwrap_or(1);
         return Ok(Err(ExitCode::from(code)));
     }
-    let meta = fs::metadata(&layout.xtask).map_err(|e| {
-        format!("Cargo built {PACKAGE} but {} is missing ({e}); is its profile or target set apart from the launcher's?", layout.xtask.display())
-    })?;
-    let binary = (meta.modified().map(stamp_time).unwrap_or_default(), meta.len());
-    let stamp = Stamp { key: layout.key(), started, binary };
-    let written = fs::write(&pending, stamp.render()).and_then(|()| fs::rename(&pending, &layout.stamp));
+    let Some(binary) = executable(&messages) else {
+        let _ = fs::remove_file(&pending);
+        return Err(format!("Cargo built {PACKAGE} but named no executable for it; run `cargo build --package {PACKAGE}` to see why"));
+    };
+    let meta = fs::metadata(&binary).map_err(|e| format!("Cargo built {} but it cannot be read: {e}", binary.display()))?;
+    let stamp = Stamp { started, identity: identity(&meta), binary: binary.clone(), key: layout.key() };
+    let written = match stamp.render() {
+        Some(text) => fs::write(&pending, text).and_then(|()| fs::rename(&pending, &layout.stamp)),
+        None => Err(std::io::Error::other("the binary's path does not fit on one line")),
+    };
     if let Err(e) = written {
         // Not fatal: the next run builds again (a Cargo no-op) and retries.
         let _ = fs::remove_file(&pending);
         eprintln!("warning: cannot write {}: {e}", layout.stamp.display());
     }
-    Ok(Ok(()))
+    Ok(Ok(binary))
+}
+
+/// The executable of the `xtask` binary target among Cargo's JSON messages (one object a
+/// line; the artifact line has `"executable":"<path>"` and its target's name).
+fn executable(messages: &str) -> Option<PathBuf> {
+    let name = format!("\"name\":\"{PACKAGE}\"");
+    messages
+        .lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\"") && l.contains(&name) && l.contains("\"kind\":[\"bin\"]"))
+        .filter_map(|l| json_string_after(l, "\"executable\":\""))
+        .map(PathBuf::from)
+        .next_back()
+}
+
+/// The JSON string that starts right after `prefix` in `line`, unescaped.
+fn json_string_after(line: &str, prefix: &str) -> Option<String> {
+    let start = line.find(prefix)? + prefix.len();
+    let mut out = String::new();
+    let mut chars = line[start..].chars();
+    loop {
+        match chars.next()? {
+            '"' => return Some(out),
+            '\\' => match chars.next()? {
+                'n' => out.push('\n'),
+                't' => out.push('\t'),
+                'r' => out.push('\r'),
+                'b' => out.push('\u{8}'),
+                'f' => out.push('\u{c}'),
+                'u' => {
+                    let hex = |chars: &mut std::str::Chars<'_>| u32::from_str_radix(&chars.by_ref().take(4).collect::<String>(), 16).ok();
+                    let high = hex(&mut chars)?;
+                    let code = if (0xd800..0xdc00).contains(&high) {
+                        // A surrogate pair: `\uD83D\uDE00`.
+                        if chars.next()? != '\\' || chars.next()? != 'u' {
+                            return None;
+                        }
+                        0x10000 + ((high - 0xd800) << 10) + (hex(&mut chars)?.checked_sub(0xdc00)?)
+                    } else {
+                        high
+                    };
+                    out.push(char::from_u32(code)?);
+                }
+                other => out.push(other),
+            },
+            c => out.push(c),
+        }
+    }
 }
 
 /// Where a program named without a folder is found on PATH (for the toolchain key).
@@ -434,9 +469,9 @@ fn exec(binary: &Path) -> Result<ExitCode, String> {
 /// Runs the binary with the launcher's arguments and exits with its code.
 #[cfg(not(unix))]
 fn exec(binary: &Path) -> Result<ExitCode, String> {
-    let status = Command::new(binary).args(std::env::args_os().skip(1)).status().map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-    let code = status.code().unwrap_or(1);
-    std::process::exit(code)
+    let status =
+        Command::new(binary).args(std::env::args_os().skip(1)).status().map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+    std::process::exit(status.code().unwrap_or(1))
 }
 
 #[cfg(test)]
@@ -452,10 +487,15 @@ mod tests {
 
     #[test]
     fn a_stamp_reads_back_and_a_torn_one_does_not() {
-        let stamp = Stamp { key: "root \"/r\"\nenv \"A\"=\"b\\nc\"\n".into(), started: Duration::new(5, 7), binary: (Duration::new(9, 1), 42) };
-        let text = stamp.render();
+        let stamp = Stamp {
+            started: Duration::new(5, 7),
+            binary: PathBuf::from("/t/debug/xtask"),
+            identity: (Duration::new(9, 1), 42),
+            key: "root \"/r\"\nenv \"A\"=\"b\\nc\"\n".into(),
+        };
+        let text = stamp.render().expect("renders");
         let back = Stamp::parse(&text).expect("a whole stamp parses");
-        assert_eq!((back.key, back.started, back.binary), (stamp.key, stamp.started, stamp.binary));
+        assert_eq!((back.started, back.binary, back.identity, back.key), (stamp.started, stamp.binary, stamp.identity, stamp.key));
         let cut = &text[..text.find("binary").expect("has a binary line")];
         assert!(Stamp::parse(cut).is_none());
         assert!(Stamp::parse("something else\n").is_none());
@@ -469,5 +509,18 @@ mod tests {
         assert!(newer_or_racy(Duration::new(100, 501), started));
         assert!(newer_or_racy(Duration::new(99, 0), started), "a whole second may hide up to two seconds");
         assert!(!newer_or_racy(Duration::new(90, 0), started));
+    }
+
+    #[test]
+    fn the_executable_is_read_from_the_binarys_artifact_line() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"kind":["lib"],"name":"xtask_engine"},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"kind":["bin"],"crate_types":["bin"],"name":"xtask"},"executable":"C:\\t\\debug\\x\"\u00e9\ud83d\ude00.exe","fresh":true}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(executable(messages), Some(PathBuf::from("C:\\t\\debug\\x\"é😀.exe")));
+        assert_eq!(executable(r#"{"reason":"build-finished","success":true}"#), None);
     }
 }

@@ -18,7 +18,8 @@ use crate::registry::{OciRegistry, Registry as _};
 
 /// `Output.detail` keys of an assembled image.
 pub const DETAIL_BUILDER: &str = "builder";
-pub const DETAIL_MANIFEST: &str = "manifest";
+/// The manifest digest: what a registry serves the image as.
+pub const DETAIL_MANIFEST: &str = "digest";
 pub const ASSEMBLED: &str = "assembled";
 
 /// Connects to a registry.
@@ -203,6 +204,19 @@ impl Assembler {
             self.store.set_ref("registry", reference, &image.manifest_digest)?;
         }
         Ok(image)
+    }
+
+    /// The repositories of registry `host` that bases were read from: where their layers
+    /// can be mounted from when pushing to that registry.
+    pub fn base_repositories(&self, host: &str) -> Vec<String> {
+        let origins = self.origins.lock().expect("lock");
+        let mut repos: Vec<String> = origins
+            .values()
+            .filter_map(|reference| self.client_for(reference).ok().filter(|(c, _, _)| c.name() == host).map(|(_, repo, _)| repo))
+            .collect();
+        repos.sort();
+        repos.dedup();
+        repos
     }
 
     fn note_origins(&self, image: &StoredImage, reference: &str) {

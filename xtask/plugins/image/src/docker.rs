@@ -3,17 +3,48 @@
 //!
 //! Builds use the classic builder with `--network=none`: nothing reaches the network
 //! during a build, so every dependency must already be in the context.
+//!
+//! Which images exist is asked of the engine's API over its Unix socket, one
+//! `GET /images/{id or reference}/json` per image asked about, whenever `DOCKER_HOST` and
+//! the Docker context name a local socket; otherwise (tcp, ssh, a non-default context,
+//! no socket) through one `docker image ls` per run. A no-op build asks about about 20
+//! images: `docker image ls` costs a CLI process (about 25 ms of CPU) and makes the daemon
+//! list every image it holds (50 ms at 145 images, 0.15 s at 674, so the no-op grew with
+//! the engine), while one inspect answers in well under a millisecond whatever the engine
+//! holds, and answers for the engine as it is now, not as it was at the run's start.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Result, bail};
 use xtask_engine::{Cmd, ProcessError};
 
-/// A handle on the local Docker engine, remembering the image list for one run.
+/// A handle on the local Docker engine.
 #[derive(Debug, Default)]
 pub struct DockerEngine {
+    /// The engine's Unix socket when lookups may go straight to it.
+    socket: OnceLock<Option<PathBuf>>,
+    /// Set when the socket failed to answer: the rest of the run asks the CLI.
+    socket_failed: AtomicBool,
+    /// Without the socket: the image list, read once per run.
     images: OnceLock<Result<ImageList, String>>,
+}
+
+/// What the engine's API said of one image.
+enum Lookup {
+    Found(String),
+    Absent,
+}
+
+impl Lookup {
+    fn id(self) -> Option<String> {
+        match self {
+            Lookup::Found(id) => Some(id),
+            Lookup::Absent => None,
+        }
+    }
 }
 
 /// The engine's images: every id, every `repository:tag` and every `repository@digest`
@@ -87,23 +118,63 @@ impl DockerEngine {
         result.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
 
+    /// The socket lookups go to, if they may (see the module's documentation) and it has
+    /// not failed to answer in this run.
+    fn socket(&self) -> Option<&PathBuf> {
+        if self.socket_failed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.socket.get_or_init(api::local_socket).as_ref()
+    }
+
+    /// The engine's answer for one image (an id or a reference), straight from its API;
+    /// `None` when the socket cannot be used, for the caller to ask the CLI instead (which
+    /// also words an unreachable engine the usual way).
+    fn inspect(&self, name: &str) -> Result<Option<Lookup>> {
+        let Some(socket) = self.socket() else { return Ok(None) };
+        match api::image_id(socket, name) {
+            Ok(Some(id)) => Ok(Some(Lookup::Found(id))),
+            Ok(None) => Ok(Some(Lookup::Absent)),
+            Err(api::Error::Connect(e)) => {
+                tracing::debug!("the Docker socket {} does not answer ({e}); asking the docker CLI", socket.display());
+                self.socket_failed.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(api::Error::Engine(e)) => bail!("the Docker engine failed to look up {name}: {e}"),
+        }
+    }
+
     /// Whether the engine still holds an image id.
     pub fn has_image(&self, id: &str) -> Result<bool> {
+        // Only a whole id can be held (the engine lists nothing else as an id); the API
+        // would also resolve a tag or an id prefix, which must not count as the image.
+        if !id.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit())) {
+            return Ok(false);
+        }
+        if let Some(found) = self.inspect(id)? {
+            return Ok(found.id().is_some());
+        }
         Ok(self.list()?.ids.contains(id))
     }
 
-    /// The id of a `repository:tag` the engine holds, from the run's image list.
+    /// The id of a `repository:tag` the engine holds.
     pub fn resolve(&self, reference: &str) -> Result<Option<String>> {
         let reference = if reference.rsplit('/').next().is_some_and(|last| last.contains(':')) {
             reference.to_owned()
         } else {
             format!("{reference}:latest")
         };
+        if let Some(found) = self.inspect(&reference)? {
+            return Ok(found.id());
+        }
         Ok(self.list()?.refs.get(&reference).cloned())
     }
 
     /// The id of the image the engine holds for `repository@sha256:…`, if any.
     pub fn resolve_digest(&self, repository: &str, digest: &str) -> Result<Option<String>> {
+        if let Some(found) = self.inspect(&format!("{repository}@{digest}"))? {
+            return Ok(found.id());
+        }
         let list = self.list()?;
         let key = format!("{repository}@{digest}");
         // Docker lists images from Docker Hub's official library without `docker.io/library/`.
@@ -181,6 +252,9 @@ impl DockerEngine {
 
     /// The id of the image `reference` names, asked of the engine (not the run's list).
     pub fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        if let Some(found) = self.inspect(reference)? {
+            return Ok(found.id());
+        }
         match Cmd::new("docker", format!("read the id of {reference}")).args(["image", "inspect", "--format", "{{.Id}}", reference]).run() {
             Ok(o) => Ok(Some(o.stdout.trim().to_owned()).filter(|s| s.starts_with("sha256:"))),
             Err(ProcessError::Failed { stderr, .. }) if stderr.contains("No such image") => Ok(None),
@@ -252,6 +326,125 @@ impl DockerEngine {
             bail!("docker build reported no image id for {}", req.tags.first().map(String::as_str).unwrap_or("?"));
         }
         Ok(id)
+    }
+}
+
+/// The engine's HTTP API over its Unix socket, for image lookups.
+///
+/// Written by hand: ureq, the HTTP client the plugin has, has no Unix-socket transport,
+/// and the crates that do (hyperlocal, bollard) bring tokio and hyper for one GET. An
+/// HTTP/1.0 request makes the daemon close the connection after the answer, so the body
+/// is everything after the headers, with no chunked encoding to decode.
+mod api {
+    use std::io::{Read as _, Write as _};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    /// How long one lookup may take before it counts as a failure.
+    const TIMEOUT: Duration = Duration::from_secs(30);
+
+    pub enum Error {
+        /// The socket cannot be reached or spoken to.
+        Connect(String),
+        /// The engine answered with an error.
+        Engine(String),
+    }
+
+    /// The socket the Docker CLI would talk to, when it is a local Unix socket and nothing
+    /// (a context, a tcp or ssh DOCKER_HOST) sends the CLI elsewhere.
+    pub fn local_socket() -> Option<PathBuf> {
+        if !cfg!(unix) || std::env::var_os("DOCKER_CONTEXT").is_some_and(|c| !c.is_empty() && c != "default") {
+            return None;
+        }
+        match std::env::var_os("DOCKER_HOST") {
+            Some(host) if !host.is_empty() => return host.to_str()?.strip_prefix("unix://").map(PathBuf::from),
+            _ => {}
+        }
+        let config = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+            .map(|d| d.join("config.json"));
+        if let Some(text) = config.and_then(|c| std::fs::read_to_string(c).ok()) {
+            // A file the CLI reads but we cannot: let the CLI decide.
+            let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+            if value.get("currentContext").and_then(|c| c.as_str()).is_some_and(|c| !c.is_empty() && c != "default") {
+                return None;
+            }
+        }
+        Some(PathBuf::from("/var/run/docker.sock"))
+    }
+
+    /// The id of the image `name` (an id or a reference) names, or `None` for a 404.
+    pub fn image_id(socket: &Path, name: &str) -> Result<Option<String>, Error> {
+        let (status, body) = get(socket, &format!("/images/{}/json", escape(name)))?;
+        match status {
+            200 => {
+                let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Engine(format!("unreadable answer: {e}")))?;
+                let id = value.get("Id").and_then(|v| v.as_str()).filter(|id| id.starts_with("sha256:"));
+                id.map(|id| Some(id.to_owned())).ok_or_else(|| Error::Engine("an answer without an image id".into()))
+            }
+            404 => Ok(None),
+            _ => Err(Error::Engine(message(status, &body))),
+        }
+    }
+
+    #[cfg(unix)]
+    fn get(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), Error> {
+        let connect = |e: std::io::Error| Error::Connect(e.to_string());
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).map_err(connect)?;
+        stream.set_read_timeout(Some(TIMEOUT)).map_err(connect)?;
+        stream.set_write_timeout(Some(TIMEOUT)).map_err(connect)?;
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").as_bytes()).map_err(connect)?;
+        // An inspect answer is a few KiB: room for it up front makes it one or two reads.
+        let mut answer = Vec::with_capacity(64 * 1024);
+        stream.read_to_end(&mut answer).map_err(connect)?;
+        let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| Error::Connect("not an HTTP answer".into()))?;
+        let head = String::from_utf8_lossy(&answer[..split]);
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Connect(format!("not an HTTP status line: {}", head.lines().next().unwrap_or(""))))?;
+        Ok((status, answer[split + 4..].to_vec()))
+    }
+
+    #[cfg(not(unix))]
+    fn get(_socket: &Path, _path: &str) -> Result<(u16, Vec<u8>), Error> {
+        Err(Error::Connect("Unix sockets are not available here".into()))
+    }
+
+    /// The engine's error message (`{"message": ...}`), or the status.
+    fn message(status: u16, body: &[u8]) -> String {
+        let text = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_owned());
+        format!("HTTP {status}: {text}")
+    }
+
+    /// `name` as one path segment: references keep their `/`, `:` and `@` (the API's
+    /// route takes the rest of the path as the name); anything else is percent-encoded.
+    fn escape(name: &str) -> String {
+        let mut out = String::new();
+        for b in name.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~/:@".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn names_keep_their_separators_and_nothing_else_raw() {
+            assert_eq!(escape("public.ecr.aws/lambda/python@sha256:ab12"), "public.ecr.aws/lambda/python@sha256:ab12");
+            assert_eq!(escape("a b?c#d"), "a%20b%3Fc%23d");
+        }
     }
 }
 

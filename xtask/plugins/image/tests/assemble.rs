@@ -396,3 +396,36 @@ fn what_needs_a_container_is_left_to_docker_with_the_reason() {
         }
     }
 }
+
+/// `--chmod` sets the mode of every file and directory the copy writes (BuildKit's
+/// meaning; Docker 20.10's classic builder rejects the flag, so this is not compared with
+/// Docker here), and `--chown` their owner.
+#[test]
+fn chmod_and_chown_set_the_mode_and_owner_of_what_is_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Utf8Path::from_path(dir.path()).unwrap();
+    make_context(root, 0o022);
+    let text = "ARG BASE\nFROM $BASE\nCOPY --chmod=750 --chown=7:8 run.sh src /app/\n";
+    let store = BlobStore::open(&root.join(".store")).unwrap();
+    let ignore = DockerIgnore::with_builtins(Some("*.log\n.store\n")).unwrap();
+    let ctx = BuildContext::scan(root, &ignore, &FileCache::in_memory()).unwrap();
+    let base = synthetic_base(&store);
+    let df = dockerfile::parse(text).unwrap();
+    let args = BTreeMap::new();
+    let context = Context::new(&ctx, &[]);
+    let a = Assembly { dockerfile: &df, name: "chmod", build_args: &args, context: &context, store: &store };
+    let image = assemble::assemble(&a, &base, &assemble::DirIndex::default()).unwrap();
+    let layer = image.manifest.layers.last().unwrap();
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(store.open_blob(&layer.digest).unwrap()));
+    let mut seen = BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let e = e.unwrap();
+        let h = e.header();
+        seen.insert(e.path().unwrap().display().to_string(), (h.mode().unwrap(), h.uid().unwrap(), h.gid().unwrap()));
+    }
+    assert_eq!(seen["app/run.sh"], (0o750, 7, 8));
+    assert_eq!(seen["app/mod.py"], (0o750, 7, 8));
+    assert_eq!(seen["app/sub/"], (0o750, 7, 8));
+    assert_eq!(seen["app/link.py"], (0o777, 7, 8), "a link's own mode is not changed");
+    assert_eq!(seen["app/"], (0o755, 7, 8), "the destination the copy creates belongs to the new owner");
+}

@@ -28,11 +28,11 @@ pub fn import_from_engine(store: &BlobStore, image_id: &str) -> Result<StoredIma
             return store.image(&d);
         }
     }
-    let reader = duct::cmd("docker", ["save", image_id])
-        .stderr_capture()
+    let reader = xtask_engine::Cmd::new("docker", format!("read the base image {image_id} from the Docker engine"))
+        .args(["save", image_id])
         .reader()
-        .with_context(|| format!("failed to read the base image {image_id} from the Docker engine (`docker save`)"))?;
-    let image = import_archive(store, &reader).with_context(|| format!("failed to read the base image {image_id} from the Docker engine"))?;
+        .with_context(|| format!("failed to start `docker save {image_id}`"))?;
+    let image = import_archive(store, reader).with_context(|| format!("failed to read the base image {image_id} from the Docker engine"))?;
     if image.image_id() != image_id {
         bail!("`docker save {image_id}` gave image {}; the engine changed during the run, run again", image.image_id());
     }

@@ -1,0 +1,1 @@
+/work/main/xtask/launcher/target/debug/xtask-launcher: /work/main/xtask/launcher/src/main.rs
