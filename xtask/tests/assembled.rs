@@ -130,3 +130,37 @@ fn builder_docker_forces_docker_build_and_explain_says_which_runs() {
     assert!(err.contains("loaded 1 assembled image(s)"), "{err}");
     assert!(docker(&["image", "inspect", id]).status.success());
 }
+
+/// The same commit gives the same image digests in two clones, whatever the files' times
+/// and the umask they were checked out with: the wheel, the site-packages tree, lambda-base
+/// and every Lambda.
+#[test]
+fn two_clones_with_other_mtimes_and_umask_give_the_same_digests() {
+    use std::os::unix::fs::PermissionsExt;
+    let digests = |f: &Fixture| -> Vec<(String, String)> {
+        let out = f.xtask(&["lambda-build-all", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut d: Vec<(String, String)> = parse_targets(&out.stdout)
+            .into_iter()
+            .filter_map(|(id, _, t)| t["digest"].as_str().map(|d| (id, d.to_owned())))
+            .collect();
+        d.sort();
+        d
+    };
+    let a = Fixture::new(&["alpha", "beta"]);
+    let b = Fixture::new(&["alpha", "beta"]);
+    // Clone b as if checked out with umask 077, a year earlier.
+    let when = std::time::SystemTime::now() - std::time::Duration::from_secs(365 * 24 * 3600);
+    for entry in walkdir::WalkDir::new(b.path()) {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        let mode = meta.permissions().mode();
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode & !0o077)).unwrap();
+        if meta.is_file() {
+            std::fs::File::options().write(true).open(entry.path()).unwrap().set_modified(when).unwrap();
+        }
+    }
+    let (da, db) = (digests(&a), digests(&b));
+    assert_eq!(da.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["tradai/lambda-alpha", "tradai/lambda-base", "tradai/lambda-beta"]);
+    assert_eq!(da, db);
+}
