@@ -1,1 +1,0 @@
-/work/main/xtask/launcher/target/debug/xtask-launcher: /work/main/xtask/launcher/src/main.rs
