@@ -193,6 +193,7 @@ impl Assembler {
             }
         }
         let (client, repository, tag) = self.client_for(reference)?;
+        resolvable(&client.name())?;
         let manifest = client.fetch_manifest(&repository, &tag, platform).with_context(|| format!("failed to read the base image {reference}"))?;
         let parsed: assemble::store::ImageManifest = serde_json::from_slice(&manifest.bytes).context("the base's manifest is not an image manifest")?;
         let mut config = Vec::new();
@@ -295,6 +296,19 @@ impl Assembler {
         present.extend(images.iter().flat_map(|i| i.manifest.layers.iter().map(|l| l.digest.clone())));
         *self.in_engine.lock().expect("lock") = present;
         Ok(loads.len())
+    }
+}
+
+/// Fails at once when a registry's host name does not resolve: a name that does not
+/// resolve now will not a second later, so the base falls back (or the build stops)
+/// without the backoff meant for a registry that is busy.
+fn resolvable(host: &str) -> Result<()> {
+    use std::net::ToSocketAddrs as _;
+    let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit())) { host.to_owned() } else { format!("{host}:443") };
+    match with_port.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => bail!("registry host {host} has no address"),
+        Err(e) => bail!("registry host {host} cannot be resolved ({e}); check the network, or pin a base this machine can reach"),
     }
 }
 
