@@ -3,13 +3,18 @@
 //!
 //! - `noop`: `lambda-bootstrap` with everything up to date vs the seeds' sequential recipe
 //!   (uv build, then docker build of lambda-base and each Lambda in turn) with Docker's
-//!   layer cache warm.
+//!   layer cache warm; then the same no-op as a developer types it, `cargo xtask
+//!   lambda-build-all` on this checkout (Cargo, the launcher, the binary), vs the recipe.
 //! - `one-change`: one handler edited: `lambda-build-all` vs the sequential recipe.
 //! - `cold`: a tradai-common change rebuilds everything with no reusable layer: `-j 1` vs
 //!   `-j 2`.
 //! - `hash`: hashing throughput of the engine vs `sha256sum` over the same files.
 //! - `registry`: a fresh machine (empty state, images removed from the engine) against a
 //!   registry that holds everything vs the sequential recipe on a cold layer cache.
+//! - `assemble`: the daemonless assembler against Docker for the same result: a handler
+//!   edit into the local engine (vs `docker build`), a handler edit pushed to a loopback
+//!   registry (vs `docker build` + `docker push`), and a tradai-common edit with all 18
+//!   images pushed (vs the sequential recipe + `docker push` of each).
 //!
 //! Runs work on a copy of the repository under `target/bench/`, seeded with this
 //! checkout's state so that the Python base is not rebuilt.
@@ -43,6 +48,7 @@ pub enum Bench {
     Cold,
     Hash,
     Registry,
+    Assemble,
 }
 
 struct Bed {
@@ -174,7 +180,7 @@ impl BenchArgs {
         if wants(Bench::Hash) {
             hash_bench(project)?;
         }
-        if !(wants(Bench::Noop) || wants(Bench::OneChange) || wants(Bench::Cold) || wants(Bench::Registry)) {
+        if !(wants(Bench::Noop) || wants(Bench::OneChange) || wants(Bench::Cold) || wants(Bench::Registry) || wants(Bench::Assemble)) {
             return Ok(ExitCode::SUCCESS);
         }
         eprintln!("preparing: building this checkout's Lambda images (once)");
@@ -196,6 +202,10 @@ impl BenchArgs {
             let ours = bed.xtask(&["lambda-bootstrap"])?;
             let theirs = bed.seed_recipe(&lambdas, &python_base)?;
             line("up to date: lambda-bootstrap", ours, theirs, "seed recipe (warm cache)");
+            if let Some(typed) = as_typed(project)? {
+                let theirs = bed.seed_recipe(&lambdas, &python_base)?;
+                line("up to date, as typed (cargo xtask)", typed, theirs, "seed recipe (warm cache)");
+            }
         }
         if wants(Bench::OneChange) {
             // Markers are unique per run, so Docker's layer cache never has the result.
@@ -216,8 +226,51 @@ impl BenchArgs {
         if wants(Bench::Registry) {
             registry_bench(&bed, self.registry.as_deref(), &lambdas, &python_base)?;
         }
+        if wants(Bench::Assemble) {
+            assemble_bench(&bed, self.registry.as_deref(), &lambdas, &python_base)?;
+        }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `cargo xtask lambda-build-all` on this checkout, everything up to date, as a developer
+/// types it: the `cargo` on PATH (rustup's proxy, usually), the alias, the launcher, the
+/// binary. One warm-up run (it also lets the launcher rebuild if its stamp is stale), then
+/// the median of five, since one run of a tenth of a second is at the mercy of the
+/// machine. `None`, said why, when this binary was not built from a workspace with the
+/// launcher (the alias runs from that workspace's root).
+fn as_typed(project: &Project) -> Result<Option<Duration>> {
+    let workspace = Utf8Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("xtask lives in a workspace")?;
+    if !workspace.join("xtask/launcher/Cargo.toml").is_file() {
+        eprintln!("skipped the as-typed no-op: {workspace} has no xtask/launcher (the binary was built elsewhere)");
+        return Ok(None);
+    }
+    let run = || -> Result<Duration> {
+        let command = |cargo: &std::ffi::OsStr| {
+            let mut c = std::process::Command::new(cargo);
+            c.arg("xtask").arg("lambda-build-all").current_dir(workspace).stdout(std::process::Stdio::null());
+            if project.root != workspace {
+                c.args(["--root", project.root.as_str()]);
+            }
+            c
+        };
+        let started = Instant::now();
+        let out = match command("cargo".as_ref()).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                command(&std::env::var_os("CARGO").context("no `cargo` on PATH and no CARGO set")?).output()?
+            }
+            other => other.context("cannot run `cargo xtask`")?,
+        };
+        let took = started.elapsed();
+        if !out.status.success() {
+            bail!("`cargo xtask lambda-build-all` failed in {workspace}:\n{}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(took)
+    };
+    run()?;
+    let mut times = (0..5).map(|_| run()).collect::<Result<Vec<_>>>()?;
+    times.sort();
+    Ok(Some(times[times.len() / 2]))
 }
 
 /// The reference the recipe builds lambda-base from: the upstream base if the engine has
@@ -255,6 +308,84 @@ fn registry_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base
     bed.edit("libs/tradai-common/src/tradai_common/__init__.py", &format!("fresh-seed {}", xtask_engine::state::now_secs()))?;
     let theirs = bed.seed_recipe(lambdas, python_base)?;
     line("fresh machine, registry has all", ours, theirs, "seed recipe (cold cache)");
+    if let Some((mut child, _dir)) = server {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok(())
+}
+
+/// The assembler's three claims, each side by side with what Docker does for the same
+/// result: a handler edit into the local engine (`docker build`), a handler edit pushed
+/// (`docker build` + `docker push`), and a tradai-common edit with all 18 images pushed
+/// (the seed recipe + `docker push` of each). Docker's side always starts warm: its layer
+/// cache and the registry hold everything but the edit.
+fn assemble_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base: &str) -> Result<()> {
+    let docker = |args: &[&str], what: &str| -> Result<()> {
+        Cmd::new("docker", what.to_owned()).env("DOCKER_BUILDKIT", "0").args(args.iter().copied()).dir(&bed.root).run()?;
+        Ok(())
+    };
+    let build_one = |tag: &str| docker(&["build", "--network=none", "-q", "-t", tag, "--build-arg", "BASE_IMAGE=tradai/lambda-base:latest", "lambdas/health-check"], "build a lambda (docker)");
+    let stamp = xtask_engine::state::now_secs();
+    // Warm, as any machine is after its first build: the image store holds the base it
+    // read once from the engine (the stand-in here) and the images assembled on it.
+    bed.edit("libs/tradai-common/src/tradai_common/__init__.py", &format!("assemble-warm {stamp}"))?;
+    bed.xtask(&["lambda-build-all"])?;
+
+    // 1. A handler edit, into the local engine.
+    build_one("bench/lambda-health-check:docker")?; // warm Docker's cache
+    bed.edit("lambdas/health-check/handler.py", &format!("assemble-local xtask {stamp}"))?;
+    let ours = bed.xtask(&["lambda-build", "health-check"])?;
+    bed.edit("lambdas/health-check/handler.py", &format!("assemble-local docker {stamp}"))?;
+    let started = Instant::now();
+    build_one("bench/lambda-health-check:docker")?;
+    line("handler edit -> local engine", ours, started.elapsed(), "docker build");
+
+    // 2. A handler edit, pushed to a registry that holds everything else.
+    let mut server = None;
+    let host = match host {
+        Some(h) => h.to_owned(),
+        None => {
+            let (child, h, dir) = start_registry(bed)?;
+            server = Some((child, dir));
+            h
+        }
+    };
+    bed.xtask(&["lambda-push-all", "--registry", &host])?;
+    let remote = format!("{host}/bench/lambda-health-check:docker");
+    let push_one = || -> Result<()> {
+        build_one("bench/lambda-health-check:docker")?;
+        docker(&["tag", "bench/lambda-health-check:docker", &remote], "tag for the registry")?;
+        docker(&["push", "-q", &remote], "push a lambda (docker)")
+    };
+    push_one()?; // the registry holds the base layers before the timed run
+    bed.edit("lambdas/health-check/handler.py", &format!("assemble-push xtask {stamp}"))?;
+    let ours = bed.xtask(&["lambda-push-all", "--registry", &host])?;
+    bed.edit("lambdas/health-check/handler.py", &format!("assemble-push docker {stamp}"))?;
+    let started = Instant::now();
+    push_one()?;
+    line("handler edit -> pushed", ours, started.elapsed(), "docker build + push");
+
+    // 3. tradai-common edited: lambda-base and the 17 Lambdas rebuilt and pushed.
+    let push_all = || -> Result<()> {
+        for name in std::iter::once("base".to_owned()).chain(lambdas.iter().cloned()) {
+            let local = format!("bench/lambda-{name}:seed");
+            let remote = format!("{host}/bench/lambda-{name}:seed");
+            docker(&["tag", &local, &remote], "tag for the registry")?;
+            docker(&["push", "-q", &remote], "push (seed recipe)")?;
+        }
+        Ok(())
+    };
+    bed.seed_recipe(lambdas, python_base)?;
+    push_all()?; // the registry holds the base layers before the timed run
+    bed.edit("libs/tradai-common/src/tradai_common/__init__.py", &format!("assemble-all xtask {stamp}"))?;
+    let ours = bed.xtask(&["lambda-push-all", "--registry", &host])?;
+    bed.edit("libs/tradai-common/src/tradai_common/__init__.py", &format!("assemble-all seed {stamp}"))?;
+    let started = Instant::now();
+    bed.seed_recipe(lambdas, python_base)?;
+    push_all()?;
+    line("tradai-common edit -> 18 pushed", ours, started.elapsed(), "seed recipe + push");
+
     if let Some((mut child, _dir)) = server {
         let _ = child.kill();
         let _ = child.wait();

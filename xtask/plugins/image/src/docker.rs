@@ -7,7 +7,7 @@
 //! Which images exist is asked of the engine's API over its Unix socket, one
 //! `GET /images/{id or reference}/json` per image asked about, whenever `DOCKER_HOST` and
 //! the Docker context name a local socket; otherwise (tcp, ssh, a non-default context,
-//! no socket) through one `docker image ls` per run. A no-op build asks about about 20
+//! no socket) through one `docker image ls` per run. A no-op build asks about some 20
 //! images: `docker image ls` costs a CLI process (about 25 ms of CPU) and makes the daemon
 //! list every image it holds (50 ms at 145 images, 0.15 s at 674, so the no-op grew with
 //! the engine), while one inspect answers in well under a millisecond whatever the engine
@@ -343,6 +343,7 @@ mod api {
     /// How long one lookup may take before it counts as a failure.
     const TIMEOUT: Duration = Duration::from_secs(30);
 
+    /// Why a lookup got no answer.
     pub enum Error {
         /// The socket cannot be reached or spoken to.
         Connect(String),
@@ -379,7 +380,8 @@ mod api {
         let (status, body) = get(socket, &format!("/images/{}/json", escape(name)))?;
         match status {
             200 => {
-                let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Error::Engine(format!("unreadable answer: {e}")))?;
+                let value: serde_json::Value =
+                    serde_json::from_slice(&body).map_err(|e| Error::Engine(format!("unreadable answer: {e}")))?;
                 let id = value.get("Id").and_then(|v| v.as_str()).filter(|id| id.starts_with("sha256:"));
                 id.map(|id| Some(id.to_owned())).ok_or_else(|| Error::Engine("an answer without an image id".into()))
             }
@@ -454,4 +456,66 @@ fn tempfile_path(stem: &str) -> Result<camino::Utf8PathBuf> {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(dir.join(format!("xtask-{stem}-{}-{n}", std::process::id())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    /// An engine that never uses the socket: the CLI's answers, to hold the API's to.
+    fn through_cli() -> DockerEngine {
+        DockerEngine { socket: OnceLock::from(None), ..DockerEngine::default() }
+    }
+
+    /// A one-file image made with `docker import` under a tag of this test's own.
+    fn import(tag: &str) -> String {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(5);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "etc/lookup-test", &b"test\n"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let mut child = Command::new("docker").args(["import", "-", tag]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&bytes).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "docker import failed");
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    #[test]
+    fn the_socket_answers_as_the_cli_does_and_falls_back_to_it() {
+        let tag = format!("xtask-lookup-test:{}", std::process::id());
+        let id = import(&tag);
+        let missing = format!("sha256:{}", "0".repeat(64));
+        let engines = [
+            ("socket", DockerEngine::new()),
+            ("cli", through_cli()),
+            (
+                "dead socket, then cli",
+                DockerEngine { socket: OnceLock::from(Some("/nonexistent/docker.sock".into())), ..DockerEngine::default() },
+            ),
+        ];
+        for (how, engine) in &engines {
+            assert!(engine.has_image(&id).unwrap(), "{how}: the image exists");
+            assert!(!engine.has_image(&missing).unwrap(), "{how}: no such id");
+            assert!(!engine.has_image(&tag).unwrap(), "{how}: a tag is not an id");
+            assert!(!engine.has_image(&id[..20]).unwrap(), "{how}: nor is an id prefix");
+            assert_eq!(engine.resolve(&tag).unwrap().as_deref(), Some(id.as_str()), "{how}");
+            assert_eq!(engine.resolve("xtask-lookup-test-nope:1").unwrap(), None, "{how}");
+            assert_eq!(engine.image_id(&tag).unwrap().as_deref(), Some(id.as_str()), "{how}");
+        }
+        assert!(DockerEngine::new().socket().is_some() || std::env::var_os("DOCKER_HOST").is_some(), "the default engine uses the socket");
+
+        // The socket answers for the engine as it is now: an image removed mid-run is gone.
+        let socket = DockerEngine::new();
+        assert!(socket.has_image(&id).unwrap());
+        let rmi = Command::new("docker").args(["rmi", "--force", &tag]).output().unwrap();
+        assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
+        assert!(!socket.has_image(&id).unwrap(), "the socket still reports a removed image");
+        assert!(!through_cli().has_image(&id).unwrap());
+    }
 }
