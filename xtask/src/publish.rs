@@ -261,10 +261,13 @@ pub fn publish_planned(
         },
     };
     let mut tags = vec![hash_tag];
-    for tag in &planned.tags {
-        registry.put_tag(&item.id, &manifest, tag)?;
-        tags.push(tag.clone());
-    }
+    // The tags are independent writes of one manifest: written at once, they cost one
+    // round trip instead of one each.
+    std::thread::scope(|s| {
+        let writes: Vec<_> = planned.tags.iter().map(|tag| s.spawn(|| registry.put_tag(&item.id, &manifest, tag))).collect();
+        writes.into_iter().try_for_each(|w| w.join().expect("a tag write panicked"))
+    })?;
+    tags.extend(planned.tags.iter().cloned());
     if local_image.is_some() {
         store.record_pushed(&item.id, &item.input_hash, &name, &manifest.digest)?;
     }
