@@ -65,6 +65,13 @@ fn default_platform() -> String {
     "linux/amd64".into()
 }
 
+/// What every image target is built with: the engine, and the assembler when images may
+/// be assembled without it.
+struct ImageBuilders {
+    engine: Arc<DockerEngine>,
+    assembler: Option<Arc<Assembler>>,
+}
+
 /// The repository the tool works on.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -243,8 +250,7 @@ impl Project {
         dir: &Utf8Path,
         build_args: BTreeMap<String, ArgValue>,
         context_from: Vec<ContextFrom>,
-        engine: &Arc<DockerEngine>,
-        assembler: &Option<Arc<Assembler>>,
+        builders: &ImageBuilders,
     ) -> Target {
         let spec = ImageSpec {
             repository: id.to_owned(),
@@ -255,7 +261,7 @@ impl Project {
             context_from,
             tag_latest: self.config.build.tag_latest,
         };
-        Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, engine.clone(), assembler.clone())) }
+        Target { id: id.to_owned(), deps, builder: Arc::new(ImageBuilder::new(spec, builders.engine.clone(), builders.assembler.clone())) }
     }
 
     /// Where assembled images and the bases they are built on are kept.
@@ -276,6 +282,7 @@ impl Project {
     /// Every build target of the repository, with the given assembler (`None`: every image
     /// with `docker build`).
     pub fn targets_with(&self, engine: &Arc<DockerEngine>, bases: &Bases, assembler: Option<Arc<Assembler>>) -> Result<Vec<Target>> {
+        let builders = ImageBuilders { engine: engine.clone(), assembler };
         let platform = self.config.build.platform.clone();
         let out = self.state_dir();
         let mut targets = Vec::new();
@@ -327,8 +334,7 @@ impl Project {
             &self.root.join("lambdas/base"),
             BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
             vec![ContextFrom::new(SITE_PACKAGES_ID, "site-packages")],
-            engine,
-                &assembler,
+            &builders,
             ));
 
         for name in self.lambdas()? {
@@ -338,8 +344,7 @@ impl Project {
                 &self.root.join("lambdas").join(&name),
                 BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
                 vec![],
-                engine,
-                &assembler,
+                &builders,
             ));
         }
 
@@ -369,8 +374,7 @@ impl Project {
                 &dir,
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
                 vec![ContextFrom::new(wheels_id, "wheels")],
-                engine,
-                &assembler,
+                &builders,
             ));
         }
         Ok(targets)

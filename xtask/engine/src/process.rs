@@ -262,14 +262,14 @@ struct StatusCheckedReader {
 impl std::io::Read for StatusCheckedReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = (&self.reader).read(buf)?;
-        if n == 0 && !buf.is_empty() {
-            if let Some(out) = self.reader.try_wait()? {
-                if !out.status.success() {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-                    return Err(std::io::Error::other(format!("failed to {} (`{}` exited with {}): {last}", self.purpose, self.command, out.status)));
-                }
-            }
+        if n == 0
+            && !buf.is_empty()
+            && let Some(out) = self.reader.try_wait()?
+            && !out.status.success()
+        {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            return Err(std::io::Error::other(format!("failed to {} (`{}` exited with {}): {last}", self.purpose, self.command, out.status)));
         }
         Ok(n)
     }

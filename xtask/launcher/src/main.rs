@@ -358,8 +358,17 @@ fn build(layout: &Layout) -> Result<Result<PathBuf, ExitCode>, String> {
     // The working folder is kept so that Cargo reads the same configuration as the
     // `cargo run` that started the launcher. Diagnostics are rendered on stderr as usual;
     // stdout carries the JSON messages that say where the binary went.
+    // The first build here compiles a few hundred crates for minutes: say so, and let
+    // Cargo show its progress. Later rebuilds are quiet, as `cargo run --quiet` is.
+    let first = !layout.stamp.exists();
+    if first {
+        eprintln!("building the {PACKAGE} tool (first run here; a few minutes, once)");
+    }
+    let quiet: &[&str] = if first { &[] } else { &["--quiet"] };
     let child = Command::new(&layout.cargo)
-        .args(["build", "--quiet", "--package", PACKAGE, "--message-format=json-render-diagnostics", "--manifest-path"])
+        .arg("build")
+        .args(quiet)
+        .args(["--package", PACKAGE, "--message-format=json-render-diagnostics", "--manifest-path"])
         .arg(layout.root.join("Cargo.toml"))
         .stdout(Stdio::piped())
         .spawn();

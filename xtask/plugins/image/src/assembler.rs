@@ -149,14 +149,14 @@ impl Assembler {
     /// engine (read once with `docker save`), or an image of a registry (its manifest and
     /// config only).
     fn base(&self, reference: &str, job: &BuildJob<'_>, engine: &DockerEngine) -> Result<StoredImage> {
-        if let Some((_, out)) = job.deps.values().find(|(_, o)| o.artifact == reference) {
-            if let Some(m) = out.detail.get(DETAIL_MANIFEST).filter(|m| self.store.has(m)) {
-                let image = self.store.image(m)?;
-                if self.deliver_local && engine.has_image(image.image_id())? {
-                    self.in_engine.lock().expect("lock").extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
-                }
-                return Ok(image);
+        if let Some((_, out)) = job.deps.values().find(|(_, o)| o.artifact == reference)
+            && let Some(m) = out.detail.get(DETAIL_MANIFEST).filter(|m| self.store.has(m))
+        {
+            let image = self.store.image(m)?;
+            if self.deliver_local && engine.has_image(image.image_id())? {
+                self.in_engine.lock().expect("lock").extend(image.manifest.layers.iter().map(|l| l.digest.clone()));
             }
+            return Ok(image);
         }
         if reference.starts_with("sha256:") {
             let image = archive::import_from_engine(&self.store, reference)?;
@@ -166,7 +166,7 @@ impl Assembler {
         let platform = job.inputs.params.get("platform").map(String::as_str).unwrap_or("linux/amd64");
         // The registry the base lives in first: its manifest and config are all it takes.
         // The engine's copy only when the registry cannot answer (it is read whole).
-        match self.from_registry(reference, platform) {
+        match self.read_from_registry(reference, platform) {
             Ok(image) => Ok(image),
             Err(e) => match engine.resolve(reference)? {
                 Some(id) => {
@@ -182,15 +182,15 @@ impl Assembler {
     /// Reads a base's manifest and config from its registry into the store, so that a
     /// run knows before building whether the base can be had (`Bases::read_missing`).
     pub fn prefetch_base(&self, reference: &str, platform: &str) -> Result<()> {
-        self.from_registry(reference, platform).map(|_| ())
+        self.read_from_registry(reference, platform).map(|_| ())
     }
 
-    fn from_registry(&self, reference: &str, platform: &str) -> Result<StoredImage> {
-        if let Some(d) = self.store.get_ref("registry", reference).filter(|d| self.store.has(d)) {
-            if let Ok(image) = self.store.image(&d) {
-                self.note_origins(&image, reference);
-                return Ok(image);
-            }
+    fn read_from_registry(&self, reference: &str, platform: &str) -> Result<StoredImage> {
+        if let Some(d) = self.store.get_ref("registry", reference).filter(|d| self.store.has(d))
+            && let Ok(image) = self.store.image(&d)
+        {
+            self.note_origins(&image, reference);
+            return Ok(image);
         }
         let (client, repository, tag) = self.client_for(reference)?;
         resolvable(&client.name())?;

@@ -23,10 +23,10 @@ pub const DOCKER_ID: &str = "docker-id";
 /// Reads the engine's image `image_id` into the store (once: later calls answer from the
 /// store), as a Docker v2 schema 2 image with gzip layers.
 pub fn import_from_engine(store: &BlobStore, image_id: &str) -> Result<StoredImage> {
-    if let Some(d) = store.get_ref(DOCKER_ID, image_id) {
-        if store.is_complete(&d) {
-            return store.image(&d);
-        }
+    if let Some(d) = store.get_ref(DOCKER_ID, image_id)
+        && store.is_complete(&d)
+    {
+        return store.image(&d);
     }
     let reader = xtask_engine::Cmd::new("docker", format!("read the base image {image_id} from the Docker engine"))
         .args(["save", image_id])

@@ -108,10 +108,10 @@ pub fn write_layer(store: &BlobStore, entries: &BTreeMap<String, Entry>) -> Resu
                     Content::Output { path } => (path, None),
                 };
                 let bytes = fs::read(src).with_context(|| format!("{src} is gone since it was hashed; run again"))?;
-                if let Some(d) = expected {
-                    if &xtask_engine::filecache::hex(&Sha256::digest(&bytes)) != d {
-                        bail!("{src} changed after it was hashed; run again so that its new content is hashed and built");
-                    }
+                if let Some(d) = expected
+                    && &xtask_engine::filecache::hex(&Sha256::digest(&bytes)) != d
+                {
+                    bail!("{src} changed after it was hashed; run again so that its new content is hashed and built");
                 }
                 h.set_entry_type(tar::EntryType::Regular);
                 h.set_size(bytes.len() as u64);

@@ -78,7 +78,10 @@ fn known_homes(host: &str, digest: &str) -> Vec<String> {
 /// Blobs being pushed by some thread of this process, per registry host: a second push
 /// of the same blob (two images on one base, published at once) waits for the first and
 /// then mounts it, instead of uploading the same bytes twice.
-static IN_FLIGHT: LazyLock<(Mutex<HashSet<(String, String)>>, std::sync::Condvar)> = LazyLock::new(Default::default);
+static IN_FLIGHT: LazyLock<(Mutex<HashSet<BlobKey>>, std::sync::Condvar)> = LazyLock::new(Default::default);
+
+/// `(registry host, blob digest)`.
+type BlobKey = (String, String);
 
 /// This thread's claim on pushing one blob; released (and waiters woken) on drop.
 struct Claim {
