@@ -47,7 +47,7 @@ pub enum Command {
     Tools(crate::commands::tools::ToolsArgs),
     /// Show the pinned upstream Python bases and what builds here use; --pull fetches them, --update re-pins them
     BaseImages(crate::commands::base_images::BaseImagesArgs),
-    /// Measure the build speed claims side by side (no-op, one change, cold, hashing, registry)
+    /// Measure the build speed claims side by side (no-op, one change, cold, hashing, registry, assembler)
     Bench(crate::commands::bench::BenchArgs),
     /// Build the tradai-common wheel, lambda-base and every Lambda image that changed
     LambdaBuildAll(BuildArgs),

@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::{Failure, error_summary, status_failure};
-use crate::registry::is_loopback;
+use super::is_loopback;
 
 /// A user name and password for a registry (Basic auth, or to obtain tokens).
 #[derive(Clone, PartialEq, Eq)]

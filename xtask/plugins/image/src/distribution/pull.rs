@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::push::remember_home;
 use super::{Failure, Scope, authorize, check_digest, hasher_digest};
-use crate::registry::{Manifest, OciRegistry};
+use super::{Manifest, OciRegistry};
 
 /// An image platform, `os/architecture[/variant]` (`linux/amd64`, `linux/arm64/v8`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use ureq::SendBody;
 
 use super::{Failure, Scope, authorize, check_digest, hasher_digest, sha256_digest};
-use crate::registry::{Manifest, OciRegistry};
+use super::{Manifest, OciRegistry};
 
 /// A blob an image needs: its config or one of its layers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
