@@ -60,7 +60,7 @@ pub fn import_archive(store: &BlobStore, source: impl Read) -> Result<StoredImag
             if entry.header().entry_type().is_symlink() {
                 let target = entry.link_name()?.map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
                 let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                links.insert(path.clone(), normalize(&format!("{dir}/{target}")));
+                links.insert(path.clone(), super::clean_abs(&format!("{dir}/{target}")));
                 continue;
             }
             let written = layer::import_layer(store, &mut entry)?;
@@ -101,20 +101,6 @@ pub fn import_archive(store: &BlobStore, source: impl Read) -> Result<StoredImag
         bail!("the layers of the Docker archive do not match its config's diff_ids");
     }
     Ok(image)
-}
-
-fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in path.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
 }
 
 /// One image to load, with the tags it gets in the engine.

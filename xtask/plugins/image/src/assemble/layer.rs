@@ -80,10 +80,7 @@ impl<W: Write> Write for Hashing<W> {
 /// Writes `entries` (absolute paths without the leading `/`, sorted by the map) as one
 /// layer into the store.
 pub fn write_layer(store: &BlobStore, entries: &BTreeMap<String, Entry>) -> Result<WrittenLayer> {
-    let file = store.temp()?;
-    let compressed = Hashing { inner: io::BufWriter::new(file), hasher: Sha256::new(), count: 0 };
-    let gz = flate2::GzBuilder::new().mtime(0).write(compressed, flate2::Compression::new(6));
-    let mut tar = tar::Builder::new(Hashing { inner: gz, hasher: Sha256::new(), count: 0 });
+    let mut tar = tar::Builder::new(compressing(store, 6)?);
     tar.mode(tar::HeaderMode::Deterministic);
     for (path, entry) in entries {
         let mut h = tar::Header::new_gnu();
@@ -120,27 +117,30 @@ pub fn write_layer(store: &BlobStore, entries: &BTreeMap<String, Entry>) -> Resu
         }
     }
     let uncompressed = tar.into_inner().context("failed to finish a layer")?;
-    let diff_id = format!("sha256:{}", xtask_engine::filecache::hex(&uncompressed.hasher.finalize()));
-    let mut compressed = uncompressed.inner.finish().context("failed to compress a layer")?;
-    compressed.flush()?;
-    let digest = format!("sha256:{}", xtask_engine::filecache::hex(&compressed.hasher.finalize()));
-    let size = compressed.count;
-    let file = compressed.inner.into_inner().map_err(|e| e.into_error()).context("failed to write a layer")?;
-    if !store.has(&digest) {
-        store.persist(file, &digest)?;
-    }
-    Ok(WrittenLayer { digest, diff_id, size })
+    store_compressed(store, uncompressed)
 }
 
 /// Copies an uncompressed layer tar (as `docker save` writes them) into the store,
 /// compressed; returns its digests.
 pub fn import_layer(store: &BlobStore, source: &mut dyn io::Read) -> Result<WrittenLayer> {
-    let file = store.temp()?;
-    let compressed = Hashing { inner: io::BufWriter::new(file), hasher: Sha256::new(), count: 0 };
     // Level 1: a base is imported once, and its layers are large.
-    let gz = flate2::GzBuilder::new().mtime(0).write(compressed, flate2::Compression::new(1));
-    let mut plain = Hashing { inner: gz, hasher: Sha256::new(), count: 0 };
+    let mut plain = compressing(store, 1)?;
     io::copy(source, &mut plain).context("failed to read a layer of the base image")?;
+    store_compressed(store, plain)
+}
+
+/// A layer being written: a tar stream hashed as it goes in (the diff_id), compressed with
+/// gzip (no name, no time), hashed again (the digest), into a temporary file in the store.
+type Compressing = Hashing<flate2::write::GzEncoder<Hashing<io::BufWriter<tempfile::NamedTempFile>>>>;
+
+fn compressing(store: &BlobStore, level: u32) -> Result<Compressing> {
+    let compressed = Hashing { inner: io::BufWriter::new(store.temp()?), hasher: Sha256::new(), count: 0 };
+    let gz = flate2::GzBuilder::new().mtime(0).write(compressed, flate2::Compression::new(level));
+    Ok(Hashing { inner: gz, hasher: Sha256::new(), count: 0 })
+}
+
+/// Finishes a layer's streams and stores the blob under its digest.
+fn store_compressed(store: &BlobStore, plain: Compressing) -> Result<WrittenLayer> {
     let diff_id = format!("sha256:{}", xtask_engine::filecache::hex(&plain.hasher.finalize()));
     let mut compressed = plain.inner.finish().context("failed to compress a layer")?;
     compressed.flush()?;
