@@ -38,6 +38,10 @@ pub struct Config {
 pub struct RegistryConfig {
     /// `local`, `ecr` or `host[:port]`; `--registry` and `XTASK_REGISTRY` override it.
     pub default: Option<String>,
+    /// `host[:port]`s reached over plain HTTP although they are not loopback (Docker's
+    /// `insecure-registries`); every other registry gets HTTPS.
+    #[serde(default)]
+    pub insecure: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -271,7 +275,7 @@ impl Project {
 
     /// The assembler for a run: images go to the local engine unless `deliver_local` is off.
     pub fn assembler(&self, choice: BuilderChoice, deliver_local: bool) -> Result<Arc<Assembler>> {
-        Ok(Arc::new(Assembler::new(&self.image_store_dir(), choice, deliver_local)?))
+        Ok(Arc::new(Assembler::new(&self.image_store_dir(), choice, deliver_local)?.with_insecure(&self.config.registry.insecure)))
     }
 
     /// Every build target of the repository, images assembled where they can be.

@@ -52,7 +52,7 @@ pub fn choose(project: &Project, flag: Option<&str>) -> Result<RegistryChoice> {
         "local" => Ok(RegistryChoice::Local),
         "ecr" => Ok(RegistryChoice::Remote(Box::new(crate::ecr::EcrRegistry::connect(project)?))),
         host => {
-            let reg = OciRegistry::new(host)?;
+            let reg = OciRegistry::new(host)?.allow_insecure(&project.config.registry.insecure);
             reg.ping()?;
             Ok(RegistryChoice::Remote(Box::new(reg)))
         }

@@ -182,13 +182,14 @@ fn run_with(
         Builder::Docker => xtask_image::BuilderChoice::Docker,
     };
     // Assembled images go to the registry when there is one, else into the local engine.
-    let mut assembler = Assembler::new(&project.image_store_dir(), choice, matches!(registry, RegistryChoice::Local))?;
+    let mut assembler = Assembler::new(&project.image_store_dir(), choice, matches!(registry, RegistryChoice::Local))?
+        .with_insecure(&project.config.registry.insecure);
     if !matches!(registry, RegistryChoice::Local) {
         // Images found in the registry are read from it when something is assembled on them.
         let (setting, project) = (registry_setting.clone(), project.clone());
         assembler = assembler.with_registry(Box::new(move || match setting.as_str() {
             "ecr" => crate::ecr::EcrRegistry::connect(&project)?.distribution_owned(),
-            host => OciRegistry::new(host),
+            host => Ok(OciRegistry::new(host)?.allow_insecure(&project.config.registry.insecure)),
         }));
     }
     let assembler = Arc::new(assembler);

@@ -49,6 +49,8 @@ pub struct Assembler {
     pending: Mutex<Vec<(String, Vec<String>)>>,
     /// Layers the engine holds: those of every base read from it.
     in_engine: Mutex<BTreeSet<String>>,
+    /// Registries of bases reached over plain HTTP although not loopback.
+    insecure: Vec<String>,
 }
 
 impl Assembler {
@@ -62,7 +64,14 @@ impl Assembler {
             origins: Mutex::default(),
             pending: Mutex::default(),
             in_engine: Mutex::default(),
+            insecure: Vec::new(),
         })
+    }
+
+    /// Base registries to reach over plain HTTP (`[registry] insecure` of `xtask.toml`).
+    pub fn with_insecure(mut self, insecure: &[String]) -> Self {
+        self.insecure = insecure.to_vec();
+        self
     }
 
     /// Names the run's registry (connected on first use), where images found there are read.
@@ -251,7 +260,7 @@ impl Assembler {
                 return Ok((r, repository, tag));
             }
         }
-        Ok((Arc::new(OciRegistry::new(&host)?), repository, tag))
+        Ok((Arc::new(OciRegistry::new(&host)?.allow_insecure(&self.insecure)), repository, tag))
     }
 
     /// Reads one layer of the base, from the store or else from the registry the base

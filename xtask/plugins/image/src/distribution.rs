@@ -44,7 +44,7 @@ use sha2::{Digest as _, Sha256};
 use ureq::http::Response;
 use ureq::{Body, RequestBuilder};
 
-pub use auth::Credentials;
+pub use auth::{Credentials, docker_config_file, docker_login};
 pub(crate) use auth::{Auth, Scope};
 pub use pull::Platform;
 pub use push::{BlobRef, BlobSource, PushReport};
@@ -71,20 +71,25 @@ pub struct OciRegistry {
     pub(crate) auth: Auth,
 }
 
-/// Whether `host[:port]` is a loopback address, the only place plain HTTP is allowed.
+/// Whether `host[:port]` is a loopback address: an IP address in 127.0.0.0/8 or `::1`,
+/// or `localhost`. These, and the hosts configured as insecure, are the only ones plain
+/// HTTP is used for (Docker's own rule). A name is never trusted for its look:
+/// `127.example.com` is a host like any other.
 pub fn is_loopback(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
         Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
         _ => host,
     };
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    name == "localhost" || name.starts_with("127.") || name == "::1"
+    let name = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl OciRegistry {
-    /// A registry at `host[:port]`: HTTP on loopback addresses, HTTPS everywhere else.
-    /// Anonymous until [`OciRegistry::with_credentials`]; registries that hand out tokens
-    /// to anonymous clients (public Docker Hub, GHCR and ECR Public images) work as they are.
+    /// A registry at `host[:port]`: HTTP on loopback addresses, HTTPS everywhere else
+    /// (see [`OciRegistry::allow_insecure`]). It logs in with the credentials `docker login`
+    /// left for the host when the registry asks for them, unless given others with
+    /// [`OciRegistry::with_credentials`]; registries that hand out tokens to anonymous
+    /// clients (public Docker Hub, GHCR and ECR Public images) need none.
     pub fn new(host: &str) -> Result<Self> {
         if host.is_empty() || host.contains('/') || host.contains(' ') {
             bail!("invalid registry `{host}`; use `local`, `ecr` or a host[:port] such as 127.0.0.1:5000");
@@ -105,13 +110,36 @@ impl OciRegistry {
             .timeout_per_write(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Ok(OciRegistry { host: host.to_owned(), base_url: format!("{scheme}://{api_host}"), agent, auth: Auth::new(None) })
+        Ok(OciRegistry { host: host.to_owned(), base_url: format!("{scheme}://{api_host}"), agent, auth: Auth::new(None, auth::docker_config_file()) })
+    }
+
+    /// Plain HTTP for this registry when `insecure` lists its `host[:port]` (the
+    /// `insecure` list of `[registry]` in `xtask.toml`, like Docker's
+    /// `insecure-registries`); unchanged otherwise.
+    pub fn allow_insecure(mut self, insecure: &[String]) -> Self {
+        if insecure.iter().any(|h| h.eq_ignore_ascii_case(&self.host))
+            && let Some(rest) = self.base_url.strip_prefix("https://")
+        {
+            self.base_url = format!("http://{rest}");
+        }
+        self
+    }
+
+    /// Reads Docker's logins from `config_file` instead of Docker's own configuration.
+    pub fn with_docker_config(mut self, config_file: std::path::PathBuf) -> Self {
+        self.auth = Auth::new(self.auth.credentials().cloned(), Some(config_file));
+        self
+    }
+
+    /// Whether requests go over plain HTTP.
+    pub fn is_plain_http(&self) -> bool {
+        self.base_url.starts_with("http://")
     }
 
     /// The same registry, logging in with `credentials`: Basic auth where the registry
     /// asks for it (ECR, htpasswd), and to obtain tokens where it asks for those.
     pub fn with_credentials(mut self, credentials: Credentials) -> Self {
-        self.auth = Auth::new(Some(credentials));
+        self.auth = Auth::new(Some(credentials), None);
         self
     }
 
@@ -314,7 +342,7 @@ impl OciRegistry {
             let status = resp.status().as_u16();
             if status == 401 && ours && !challenged {
                 let challenges: Vec<&str> = resp.headers().get_all("www-authenticate").iter().filter_map(|v| v.to_str().ok()).collect();
-                self.auth.authenticate(&self.agent, &self.host, &challenges, scope)?;
+                self.auth.authenticate(&self.agent, &self.host, &challenges, scope, auth.as_deref())?;
                 challenged = true;
                 continue;
             }
@@ -369,6 +397,7 @@ mod tests {
 
     use super::*;
     use crate::registry::Registry as _;
+    use base64::Engine as _;
 
     #[test]
     fn digests_are_checked_for_form() {
@@ -546,6 +575,92 @@ mod tests {
         let err = OciRegistry::new(&host).unwrap().lookup(&[("x".into(), "1".into())]).unwrap_err().to_string();
         assert!(err.contains("after 4 attempts") && err.contains("UNKNOWN disk full"), "{err}");
         assert_eq!(seen.lock().unwrap().len(), 4);
+    }
+
+    /// A fake registry that wants `Basic` for `user:secret` on every request.
+    fn basic_only_registry() -> (String, Arc<Mutex<Vec<Seen>>>) {
+        let handler: Arc<Handler> = Arc::new(|s: &Seen| {
+            if s.authorization.as_deref() == Some(Credentials::new("user", "s3cr3t-from-docker").basic_header().as_str()) {
+                manifest_answer(MANIFEST)
+            } else {
+                (401, vec![("WWW-Authenticate".into(), r#"Basic realm="fake""#.into())], String::new())
+            }
+        });
+        fake_server(handler)
+    }
+
+    fn docker_config(json: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, json).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn docker_login_entries_are_used_when_the_registry_asks() {
+        let (host, seen) = basic_only_registry();
+        let auth = base64::engine::general_purpose::STANDARD.encode("user:s3cr3t-from-docker");
+        // `docker login` files the entry under the host as typed; older clients under https://host.
+        for key in [host.clone(), format!("https://{host}")] {
+            let (_dir, file) = docker_config(&format!(r#"{{"auths": {{"{key}": {{"auth": "{auth}"}}}}}}"#));
+            let reg = OciRegistry::new(&host).unwrap().with_docker_config(file);
+            assert_eq!(reg.fetch_manifest("x", "1", "linux/amd64").unwrap().bytes, MANIFEST.as_bytes(), "entry under {key}");
+            assert_eq!(reg.credentials().map(Credentials::username), Some("user"));
+        }
+        // The first request of each client goes out without credentials (none are looked up
+        // until the registry asks), the answer to the challenge with them.
+        let auths: Vec<bool> = seen.lock().unwrap().iter().map(|s| s.authorization.is_some()).collect();
+        assert_eq!(auths, [false, true, false, true]);
+
+        // No login for this host: the error says how to make one.
+        let (_dir, file) = docker_config(r#"{"auths": {"other.example.com": {"auth": "dTpw"}}}"#);
+        let err = format!("{:#}", OciRegistry::new(&host).unwrap().with_docker_config(file).fetch_manifest("x", "1", "linux/amd64").unwrap_err());
+        assert!(err.contains(&format!("run `docker login {host}`")), "{err}");
+    }
+
+    #[test]
+    fn credential_helpers_are_asked_only_when_the_registry_asks() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (host, _seen) = basic_only_registry();
+        let bin = tempfile::tempdir().unwrap();
+        let asked = bin.path().join("asked");
+        // The helper protocol: `get` with the server on stdin, JSON on stdout.
+        let helper = bin.path().join("docker-credential-xtasktest");
+        std::fs::write(
+            &helper,
+            format!(
+                "#!/bin/sh\nread server\necho \"$server\" >> {}\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"user\",\"Secret\":\"s3cr3t-from-docker\"}}' \"$server\"\n",
+                asked.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+        // SAFETY: nextest runs every test in a process of its own; only PATH gains a folder.
+        unsafe { std::env::set_var("PATH", path) };
+
+        let (_dir, file) = docker_config(&format!(r#"{{"credHelpers": {{"{host}": "xtasktest"}}}}"#));
+        let reg = OciRegistry::new(&host).unwrap().with_docker_config(file.clone());
+        assert_eq!(reg.fetch_manifest("x", "1", "linux/amd64").unwrap().bytes, MANIFEST.as_bytes());
+        assert_eq!(std::fs::read_to_string(&asked).unwrap().trim(), host, "the helper is asked for the host once");
+
+        // A registry that never asks for a login never starts the helper.
+        std::fs::remove_file(&asked).unwrap();
+        let open: Arc<Handler> = Arc::new(|_s: &Seen| manifest_answer(MANIFEST));
+        let (open_host, _) = fake_server(open);
+        let (_dir2, file2) = docker_config(r#"{"credsStore": "xtasktest"}"#);
+        let reg = OciRegistry::new(&open_host).unwrap().with_docker_config(file2);
+        reg.fetch_manifest("x", "1", "linux/amd64").unwrap();
+        assert!(!asked.exists(), "the credential store was asked although the registry wanted no login");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_listed_hosts() {
+        assert!(OciRegistry::new("127.0.0.1:5000").unwrap().is_plain_http());
+        assert!(!OciRegistry::new("127.evil.com:5000").unwrap().is_plain_http());
+        let listed = vec!["harbor.internal:8080".to_owned()];
+        assert!(OciRegistry::new("harbor.internal:8080").unwrap().allow_insecure(&listed).is_plain_http());
+        assert!(!OciRegistry::new("harbor.internal:8443").unwrap().allow_insecure(&listed).is_plain_http());
     }
 
     #[test]

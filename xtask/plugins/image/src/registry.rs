@@ -102,10 +102,19 @@ mod tests {
 
     #[test]
     fn loopback_detection() {
-        for h in ["127.0.0.1:5000", "localhost:5000", "localhost", "127.1.2.3", "[::1]:5000"] {
+        for h in ["127.0.0.1:5000", "localhost:5000", "localhost", "LOCALHOST:1", "127.1.2.3", "[::1]:5000", "::1"] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["registry.example.com", "10.0.0.1:5000", "123.dkr.ecr.eu-central-1.amazonaws.com"] {
+        // Names that only look like loopback are hosts like any other.
+        for h in [
+            "registry.example.com",
+            "10.0.0.1:5000",
+            "123.dkr.ecr.eu-central-1.amazonaws.com",
+            "127.evil.com",
+            "127.0.0.1.nip.io:5000",
+            "localhost.example.com",
+            "[::2]:5000",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }

@@ -270,7 +270,8 @@ fn basic_auth_registries_need_and_accept_the_right_password() {
     let img = image(&mut blobs, "amd64", &[layer("f", b"private")]);
     let push_to = |reg: &OciRegistry| reg.push_image("private", &["v1".into()], &img.manifest, &img.blobs, &[], &blobs);
 
-    let anonymous = OciRegistry::new(&registry.host).unwrap();
+    let no_login = std::path::PathBuf::from("/nonexistent/docker/config.json");
+    let anonymous = OciRegistry::new(&registry.host).unwrap().with_docker_config(no_login);
     let err = push_to(&anonymous).unwrap_err().to_string();
     assert!(err.contains("asks for a user name and password and none is configured"), "{err}");
 
@@ -287,4 +288,23 @@ fn basic_auth_registries_need_and_accept_the_right_password() {
     right.fetch_blob("private", &img.blobs[1].digest, &mut out).unwrap();
     assert_eq!(out, blobs.bytes[&img.blobs[1].digest]);
     assert_eq!(registry.get("private/manifests/v1", MANIFEST_V2).0, 401, "the registry does ask for a login");
+}
+
+#[test]
+fn the_login_docker_login_left_is_used_for_a_real_registry() {
+    use base64::Engine as _;
+    let registry = TestRegistry::with_basic_auth("ci", "pass-from-docker-config");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    // What `docker login 127.0.0.1:<port>` writes when no credential store is configured.
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:pass-from-docker-config");
+    std::fs::write(&config, format!(r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#, registry.host)).unwrap();
+
+    let mut blobs = Blobs::default();
+    let img = image(&mut blobs, "amd64", &[layer("f", b"logged in")]);
+    let reg = OciRegistry::new(&registry.host).unwrap().with_docker_config(config);
+    let r = reg.push_image("private", &["v1".into()], &img.manifest, &img.blobs, &[], &blobs).unwrap();
+    assert_eq!(counts(&r), (0, 0, 2));
+    assert_eq!(reg.fetch_manifest("private", "v1", "linux/amd64").unwrap(), img.manifest);
+    assert_eq!(reg.credentials().map(Credentials::username), Some("ci"));
 }

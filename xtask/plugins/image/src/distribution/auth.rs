@@ -10,10 +10,17 @@
 //! `Authorization: Bearer <token>` to the registry. A token covers the scopes it was
 //! issued for, so tokens are cached by the exact scope set asked for.
 //!
+//! Credentials are the caller's (ECR's login token) or else the ones `docker login` left in
+//! Docker's configuration (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`):
+//! `auths` entries and credential helpers (`credsStore`, `credHelpers`). Those are read
+//! only when the registry first answers 401, so an anonymous registry never costs a
+//! credential helper's process.
+//!
 //! Credentials never appear in messages or logs: [`Credentials`] prints its user name only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
@@ -162,20 +169,86 @@ struct Token {
     expires: Instant,
 }
 
+/// Where Docker keeps its client configuration: `$DOCKER_CONFIG/config.json`, else
+/// `~/.docker/config.json` (the Docker CLI's own rule).
+pub fn docker_config_file() -> Option<PathBuf> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))?;
+    Some(dir.join("config.json"))
+}
+
+/// The login `docker login <host>` stored for `host`, if any. `docker login` files
+/// entries under the host as typed (`ghcr.io`, `127.0.0.1:5000`), older clients under
+/// `https://<host>`, and Docker Hub under its index URL; each is tried in turn.
+/// Problems are warnings, not errors: the registry's 401 then says what is missing.
+pub fn docker_login(config_file: &std::path::Path, host: &str) -> Option<Credentials> {
+    let bytes = std::fs::read(config_file).ok()?;
+    let mut keys = Vec::new();
+    if matches!(host, "registry-1.docker.io" | "docker.io" | "index.docker.io") {
+        keys.push("https://index.docker.io/v1/".to_owned());
+    }
+    keys.extend([host.to_owned(), format!("https://{host}"), format!("http://{host}")]);
+    for key in &keys {
+        use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+        match docker_credential::get_credential_from_reader(bytes.as_slice(), key) {
+            Ok(DockerCredential::UsernamePassword(user, secret)) => return Some(Credentials::new(user, secret)),
+            Ok(DockerCredential::IdentityToken(_)) => {
+                tracing::warn!(
+                    registry = host,
+                    "the Docker login for this registry is an identity token (an OAuth refresh token), which this tool does not use; log in with a user name and password or access token"
+                );
+                return None;
+            }
+            // No entry under this key (a credential store answers "not found" as a failure).
+            Err(E::NoCredentialConfigured | E::HelperFailure { .. }) => continue,
+            Err(E::ConfigReadError | E::ConfigNotFound) => {
+                tracing::warn!(file = %config_file.display(), "Docker's configuration is not valid JSON; its registry logins are ignored");
+                return None;
+            }
+            // The helper's output is not echoed: it is the one place a secret could be.
+            Err(e @ (E::HelperCommunicationError | E::MalformedHelperResponse | E::CredentialDecodingError | E::CredentialMismatchError)) => {
+                tracing::warn!(registry = host, problem = %e, "the Docker login for this registry cannot be read");
+                return None;
+            }
+        }
+    }
+    None
+}
+
 /// Authentication state of one registry client.
 pub(crate) struct Auth {
+    /// The caller's credentials (ECR's login token); they win over Docker's.
     credentials: Option<Credentials>,
+    /// Docker's configuration file, read on the first 401 when there are no credentials.
+    docker_config: Option<PathBuf>,
+    from_docker: OnceLock<Option<Credentials>>,
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<String, Token>>,
 }
 
 impl Auth {
-    pub(crate) fn new(credentials: Option<Credentials>) -> Self {
-        Auth { credentials, scheme: Mutex::new(Scheme::Unknown), tokens: Mutex::default() }
+    pub(crate) fn new(credentials: Option<Credentials>, docker_config: Option<PathBuf>) -> Self {
+        Auth {
+            credentials,
+            docker_config,
+            from_docker: OnceLock::new(),
+            scheme: Mutex::new(Scheme::Unknown),
+            tokens: Mutex::default(),
+        }
     }
 
+    /// The credentials in use: the caller's, else Docker's once they have been looked up.
     pub(crate) fn credentials(&self) -> Option<&Credentials> {
-        self.credentials.as_ref()
+        self.credentials.as_ref().or_else(|| self.from_docker.get().and_then(Option::as_ref))
+    }
+
+    /// The credentials to answer a challenge with, looking Docker's up the first time.
+    fn login(&self, host: &str) -> Option<&Credentials> {
+        self.credentials.as_ref().or_else(|| {
+            self.from_docker.get_or_init(|| self.docker_config.as_deref().and_then(|file| docker_login(file, host))).as_ref()
+        })
     }
 
     fn scheme(&self) -> Scheme {
@@ -186,7 +259,10 @@ impl Auth {
     /// when the registry is known to use tokens and none is cached for this scope.
     pub(crate) fn header(&self, agent: &ureq::Agent, host: &str, scope: &Scope) -> Result<Option<String>, Failure> {
         match self.scheme() {
-            Scheme::Unknown | Scheme::Basic => Ok(self.credentials.as_ref().map(Credentials::basic_header)),
+            // Before any challenge only the caller's credentials go out (ECR expects them);
+            // Docker's are looked up when the registry asks.
+            Scheme::Unknown => Ok(self.credentials.as_ref().map(Credentials::basic_header)),
+            Scheme::Basic => Ok(self.login(host).map(Credentials::basic_header)),
             Scheme::Bearer { realm, service } => {
                 let key = scope.key();
                 if let Some(t) = self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
@@ -202,9 +278,17 @@ impl Auth {
         }
     }
 
-    /// Answers a 401: learns the scheme from the challenges and, for tokens, fetches a
-    /// fresh one covering `scope` and whatever the challenge asked for.
-    pub(crate) fn authenticate(&self, agent: &ureq::Agent, host: &str, challenges: &[&str], scope: &Scope) -> Result<(), Failure> {
+    /// Answers a 401 to a request that carried `sent` (its `Authorization`, if any):
+    /// learns the scheme from the challenges and, for tokens, fetches a fresh one
+    /// covering `scope` and whatever the challenge asked for.
+    pub(crate) fn authenticate(
+        &self,
+        agent: &ureq::Agent,
+        host: &str,
+        challenges: &[&str],
+        scope: &Scope,
+        sent: Option<&str>,
+    ) -> Result<(), Failure> {
         let parsed = parse_challenges(challenges);
         if let Some(bearer) = parsed.iter().find(|c| c.scheme == "bearer") {
             let realm = bearer.params.get("realm").cloned().ok_or_else(|| {
@@ -224,13 +308,15 @@ impl Auth {
             return Ok(());
         }
         if parsed.iter().any(|c| c.scheme == "basic") {
-            let Some(creds) = &self.credentials else {
+            let Some(creds) = self.login(host) else {
                 return Err(Failure::Fatal(anyhow!(
-                    "registry {host} asks for a user name and password and none is configured; give the registry its credentials (for ECR they come from the AWS login)"
+                    "registry {host} asks for a user name and password and none is configured; run `docker login {host}` (for ECR the AWS login provides them)"
                 )));
             };
             let mut scheme = self.scheme.lock().unwrap_or_else(|e| e.into_inner());
-            if *scheme == Scheme::Basic {
+            // A refusal only when the password went out: requests started on other
+            // threads before the first challenge was answered went without one.
+            if *scheme == Scheme::Basic && sent.is_some() {
                 return Err(Failure::Fatal(anyhow!(
                     "registry {host} refused the password of user `{}`; check the credentials (an ECR login token lasts 12 hours)",
                     creds.username
@@ -268,7 +354,7 @@ impl Auth {
             req = req.query("scope", s);
         }
         // Credentials go to the token server only over TLS (or to a loopback test server).
-        let creds = self.credentials.as_ref().filter(|_| secure);
+        let creds = self.login(host).filter(|_| secure);
         if let Some(c) = creds {
             req = req.header("Authorization", c.basic_header());
         }
