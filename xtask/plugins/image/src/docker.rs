@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use xtask_engine::{Cmd, ProcessError};
 
 /// A handle on the local Docker engine.
@@ -277,7 +277,11 @@ impl DockerEngine {
 
     /// Runs `docker build` on a tar context; returns the new image id.
     pub fn build(&self, req: &BuildRequest<'_>) -> Result<String> {
-        let iid = tempfile_path("iid")?;
+        // A private folder of an unpredictable name (0700), removed when this returns:
+        // nobody else can plant or read the id file.
+        let iid_dir = tempfile::Builder::new().prefix("xtask-build-").tempdir().context("failed to create a temporary folder")?;
+        let iid = camino::Utf8PathBuf::from_path_buf(iid_dir.path().join("iid"))
+            .map_err(|_| anyhow::anyhow!("the temporary directory path is not UTF-8"))?;
         let mut cmd = Cmd::new("docker", req.purpose.clone()).env("DOCKER_BUILDKIT", "0").args([
             "build",
             "--network=none",
@@ -297,7 +301,7 @@ impl DockerEngine {
         let cmd = cmd.arg("-").stdin_bytes(req.context_tar.clone());
         let result = cmd.run();
         let id = std::fs::read_to_string(&iid).unwrap_or_default();
-        let _ = std::fs::remove_file(&iid);
+        drop(iid_dir);
         match result {
             Ok(_) => {}
             Err(ProcessError::Failed { stderr, stdout, purpose, command, status, .. }) => {
@@ -448,14 +452,6 @@ mod api {
             assert_eq!(escape("a b?c#d"), "a%20b%3Fc%23d");
         }
     }
-}
-
-fn tempfile_path(stem: &str) -> Result<camino::Utf8PathBuf> {
-    let dir = std::env::temp_dir();
-    let dir = camino::Utf8PathBuf::from_path_buf(dir).map_err(|_| anyhow::anyhow!("temporary directory path is not UTF-8"))?;
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    Ok(dir.join(format!("xtask-{stem}-{}-{n}", std::process::id())))
 }
 
 #[cfg(test)]
