@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import os
 
-import pulumi
 import pytest
 
-from tradai_infra_shared.testing.mocks import TradaiMocks
+from tradai_infra_shared.testing.mocks import TradaiMocks, install_mocks
 
-pulumi.runtime.set_mocks(
-    TradaiMocks({"organization/tradai-persistent/dev": {}}), project="tradai-tests", stack="dev", preview=False
-)
+install_mocks(TradaiMocks({"organization/tradai-persistent/dev": {}}), project="tradai-tests", stack="dev")
 
 STACKS = ("persistent", "foundation", "compute", "edge")
 ENVS = ("dev", "staging", "prod")

@@ -1,7 +1,9 @@
 """Persistent stack: S3, DynamoDB, ECR, Cognito, CodeArtifact, CloudTrail.
 
 Data-bearing resources live here so compute and edge can be destroyed and redeployed
-freely. This stack reads no other stack.
+freely; each is created with ``data_resource_options()``, so a ``pulumi destroy`` of this
+stack is refused (see infra/README.md, "What a destroy leaves"). This stack reads no other
+stack.
 """
 
 import pulumi

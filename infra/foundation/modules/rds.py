@@ -55,8 +55,11 @@ class Rds:
             publicly_accessible=False,
             backup_retention_period=settings.rds_backup_retention_days,
             deletion_protection=settings.deletion_protection,
-            skip_final_snapshot=not settings.deletion_protection,
-            final_snapshot_identifier=f"{identifier}-final" if settings.deletion_protection else None,
+            # Every environment keeps a final snapshot when the instance is deleted (a destroy
+            # of foundation, or a replacement). The name is fixed, so a second delete fails
+            # until the previous final snapshot is deleted or renamed: it never overwrites one.
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{identifier}-final",
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=True,
             performance_insights_enabled=settings.multi_az,

@@ -68,6 +68,16 @@ def test_dev_and_staging_are_single_az() -> None:
         assert len(run.exports["nat_asg_names"]) == 1
 
 
+def test_database_keeps_a_final_snapshot_on_delete(env: str) -> None:
+    run = run_stack(STACK, env).require_ok()
+    (db,) = run.of_type("aws:rds/instance:Instance")
+    assert db["inputs"]["skipFinalSnapshot"] is False, f"{env} RDS would be deleted without a final snapshot"
+    assert db["inputs"]["finalSnapshotIdentifier"] == f"tradai-mlflow-db-{env}-final"
+    # Pulumi protection follows AWS deletion protection: prod only, so foundation stays destroyable in dev.
+    assert db["protect"] is ENVIRONMENT_SETTINGS[env].deletion_protection
+    assert db["inputs"]["deletionProtection"] is ENVIRONMENT_SETTINGS[env].deletion_protection
+
+
 def test_database_is_private_encrypted_and_its_secret_rotates(env: str) -> None:
     run = run_stack(STACK, env).require_ok()
     (db,) = run.inputs_of("aws:rds/instance:Instance")

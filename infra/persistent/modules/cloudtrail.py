@@ -55,6 +55,10 @@ class CloudTrail:
             "logs-policy",
             bucket=logs_bucket.id,
             policy=pulumi.Output.all(logs_bucket.arn, account_id, trail_arn).apply(policy),
+            # A child of the logs bucket, as the other buckets' policies are, so it shares the
+            # bucket's protection: a destroy that keeps the bucket keeps its TLS-only policy.
+            # The alias is the URN it had as a top-level resource, so nothing is replaced.
+            opts=pulumi.ResourceOptions(parent=logs_bucket, aliases=[pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)]),
         )
         self.trail = aws.cloudtrail.Trail(
             "trail",

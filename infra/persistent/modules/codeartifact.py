@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi_aws as aws
 
 from tradai_infra_shared.config import CODEARTIFACT_REPOSITORY, ENVIRONMENT, PROJECT_NAME, get_tags
+from tradai_infra_shared.protection import data_resource_options
 
 
 class CodeArtifact:
@@ -13,6 +14,7 @@ class CodeArtifact:
             "codeartifact-domain",
             domain=f"{PROJECT_NAME}-{ENVIRONMENT}",  # encrypted with the AWS-managed CodeArtifact key
             tags=get_tags("codeartifact"),
+            opts=data_resource_options(),
         )
         self.pypi_store = aws.codeartifact.Repository(
             "pypi-store",
@@ -21,6 +23,7 @@ class CodeArtifact:
             description="Proxy of public PyPI",
             external_connections={"external_connection_name": "public:pypi"},
             tags=get_tags("codeartifact"),
+            opts=data_resource_options(),
         )
         self.repository = aws.codeartifact.Repository(
             "python-repository",
@@ -29,4 +32,5 @@ class CodeArtifact:
             description="TradAI Python packages (tradai-strategy)",
             upstreams=[{"repository_name": self.pypi_store.repository}],
             tags=get_tags("codeartifact"),
+            opts=data_resource_options(),
         )

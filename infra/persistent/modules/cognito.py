@@ -13,6 +13,7 @@ from tradai_infra_shared.config import (
     get_resource_name,
     get_tags,
 )
+from tradai_infra_shared.protection import data_resource_options
 
 RESOURCE_SERVER = f"{PROJECT_NAME}-api"
 
@@ -39,7 +40,7 @@ class Cognito:
             account_recovery_setting={"recovery_mechanisms": [{"name": "verified_email", "priority": 1}]},
             deletion_protection="ACTIVE" if settings.deletion_protection else "INACTIVE",
             tags=get_tags("auth"),
-            opts=pulumi.ResourceOptions(protect=settings.deletion_protection),
+            opts=data_resource_options(),
         )
         self.domain = aws.cognito.UserPoolDomain(
             "user-pool-domain",

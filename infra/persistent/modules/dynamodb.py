@@ -1,4 +1,5 @@
-"""The DynamoDB tables: on-demand, encrypted, point-in-time recovery, TTL where items expire."""
+"""The DynamoDB tables: on-demand, encrypted, point-in-time recovery, TTL where items expire,
+and kept on destroy in every environment (``protection.data_resource_options``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tradai_infra_shared.config import (
     get_table_name,
     get_tags,
 )
+from tradai_infra_shared.protection import data_resource_options
 
 #: Global secondary indexes: table key -> [(index name, hash key, range key)].
 GSIS: dict[str, list[tuple[str, str, str]]] = {
@@ -45,7 +47,7 @@ class DynamoDBTables:
                 ttl={"attribute_name": TTL_ATTRIBUTE, "enabled": True} if key in DYNAMODB_TTL_TABLES else None,
                 deletion_protection_enabled=settings.deletion_protection,
                 tags=get_tags(key.replace("_", "-")),
-                opts=pulumi.ResourceOptions(protect=settings.deletion_protection),
+                opts=data_resource_options(),
             )
 
     @property

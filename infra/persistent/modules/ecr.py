@@ -3,7 +3,8 @@
 Repository names carry no environment (``tradai/backend``), so they are account-wide: the
 stack of the environment that owns the account creates them. A stack sharing an account
 with that owner sets ``tradai-persistent:manage_ecr_repositories: false`` and only looks
-the repositories up.
+the repositories up. Owned repositories are kept on destroy in every environment
+(``protection.data_resource_options``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from tradai_infra_shared.config import ECR_REPOSITORIES, get_tags
+from tradai_infra_shared.protection import data_resource_options
 
 LIFECYCLE_POLICY = json.dumps(
     {
@@ -57,6 +59,7 @@ class EcrRepositories:
                     encryption_configurations=[{"encryption_type": "AES256"}],
                     force_delete=False,
                     tags=get_tags(repo.split("/", 1)[1]),
+                    opts=data_resource_options(),
                 )
                 aws.ecr.LifecyclePolicy(
                     f"{logical}-lifecycle",

@@ -2,7 +2,8 @@
 
 Every bucket is private (public access blocked, owner-enforced), encrypted at rest
 (SSE-KMS with the AWS-managed key; SSE-S3 for logs, which log-delivery services require),
-TLS-only, and lifecycle-managed.
+TLS-only, lifecycle-managed, and kept on destroy in every environment
+(``protection.data_resource_options``; the per-bucket settings are children and inherit it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from tradai_infra_shared.config import S3_BUCKETS, get_env_settings, get_resource_name, get_tags
+from tradai_infra_shared.protection import data_resource_options
 
 VERSIONED = ("configs", "mlflow", "arcticdb")
 
@@ -33,7 +35,6 @@ class S3Buckets:
 
     def __init__(self, account_id: pulumi.Input[str]) -> None:
         settings = get_env_settings()
-        protect = pulumi.ResourceOptions(protect=settings.deletion_protection)
         self.buckets: dict[str, aws.s3.Bucket] = {}
         for key, purpose in S3_BUCKETS.items():
             bucket = aws.s3.Bucket(
@@ -41,7 +42,7 @@ class S3Buckets:
                 bucket=pulumi.Output.from_input(account_id).apply(lambda acct, k=key: f"{get_resource_name(k)}-{acct}"),
                 force_destroy=False,
                 tags=get_tags(key) | {"Purpose": purpose},
-                opts=protect,
+                opts=data_resource_options(),
             )
             self.buckets[key] = bucket
             child = pulumi.ResourceOptions(parent=bucket)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tradai_infra_shared.config import DYNAMODB_TABLES, ECR_REPOSITORIES, ENVIRONMENT_SETTINGS, S3_BUCKETS
+from tradai_infra_shared.protection import DATA_RESOURCE_TYPES, data_protection
 from tradai_infra_shared.testing import contract_problems, run_stack, unknown_input_keys
 
 STACK = "persistent"
@@ -105,11 +106,38 @@ def test_codeartifact_and_cloudtrail(env: str) -> None:
     assert trail["name"] == f"tradai-trail-{env}"
 
 
-def test_prod_protects_data_and_dev_does_not() -> None:
+def test_aws_deletion_protection_is_on_in_prod_only() -> None:
     prod, dev = run_stack(STACK, "prod").require_ok(), run_stack(STACK, "dev").require_ok()
-    assert run_stack(STACK, "prod").inputs_of("aws:cognito/userPool:UserPool")[0]["deletionProtection"] == "ACTIVE"
+    assert prod.inputs_of("aws:cognito/userPool:UserPool")[0]["deletionProtection"] == "ACTIVE"
     assert dev.inputs_of("aws:cognito/userPool:UserPool")[0]["deletionProtection"] == "INACTIVE"
     assert prod.exports["bucket_names"]["results"].startswith("tradai-results-prod-")
+
+
+def test_every_data_resource_survives_a_destroy(env: str) -> None:
+    """The persistent stack's data, counted by type, all with the environment's protection
+    (the cross-stack check in shared/tests/test_data_protection.py enumerates the same way)."""
+    run = run_stack(STACK, env).require_ok()
+    counts: dict[str, int] = {}
+    for resource in run.resources:
+        if resource["type"] in DATA_RESOURCE_TYPES:
+            counts[resource["type"]] = counts.get(resource["type"], 0) + 1
+    assert counts == {
+        "aws:dynamodb/table:Table": len(DYNAMODB_TABLES),
+        "aws:s3/bucket:Bucket": len(S3_BUCKETS),
+        "aws:ecr/repository:Repository": len(ECR_REPOSITORIES),
+        "aws:cognito/userPool:UserPool": 1,
+        "aws:codeartifact/domain:Domain": 1,
+        "aws:codeartifact/repository:Repository": 2,
+    }
+    policy = data_protection(env)
+    for resource in run.resources:
+        if resource["type"] in DATA_RESOURCE_TYPES:
+            assert (resource["protect"], resource["retain_on_delete"]) == (policy.protect, policy.retain_on_delete)
+    policies = run.of_type("aws:s3/bucketPolicy:BucketPolicy")
+    assert len(policies) == len(S3_BUCKETS)
+    assert all(p["protect"] for p in policies), "a kept bucket keeps its TLS-only policy"
+    (trail,) = run.of_type("aws:cloudtrail/trail:Trail")
+    assert not trail["protect"] and not trail["retain_on_delete"], "only data is kept; the trail is recreated"
 
 
 @pytest.mark.parametrize("output", ["bucket_names", "bucket_arns", "dynamodb_table_names", "dynamodb_table_arns"])

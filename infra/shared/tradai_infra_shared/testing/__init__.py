@@ -11,6 +11,8 @@ _EXPORTS = {
     "ACCOUNT_ID": "mocks",
     "REGION": "mocks",
     "TradaiMocks": "mocks",
+    "TradaiMonitor": "mocks",
+    "install_mocks": "mocks",
     "INFRA_DIR": "runner",
     "MANIFEST_ENV": "runner",
     "REPO_ROOT": "runner",

@@ -23,14 +23,14 @@ import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from .mocks import TradaiMocks
+from .mocks import TradaiMocks, install_mocks
 
 
 def _run(request: dict[str, Any]) -> dict[str, Any]:
     stack_dir = Path(request["stack_dir"])
     os.chdir(stack_dir)
     mocks = TradaiMocks(request.get("upstream_outputs", {}))
-    pulumi.runtime.set_mocks(mocks, project=request["project"], stack=request["env"], preview=False)
+    install_mocks(mocks, project=request["project"], stack=request["env"])
 
     exports: dict[str, Any] = {}
     duplicate_exports: list[str] = []

@@ -1,14 +1,18 @@
 """Pulumi unit-test mocks that fake AWS just enough for the TradAI programs.
 
-Every registered resource is recorded (type, logical name, inputs) so tests can assert on
-what a program would create; stack references answer with the outputs given to the mocks.
+Every registered resource is recorded (type, logical name, inputs, the options that decide
+what a destroy leaves, ``protect`` and ``retain_on_delete``, and its parent's URN) so tests
+can assert on what a program would create; stack references answer with the outputs given
+to the mocks.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pulumi
+from pulumi.runtime.mocks import MockMonitor
 
 ACCOUNT_ID = "123456789012"
 REGION = "eu-central-1"
@@ -17,6 +21,39 @@ REGION = "eu-central-1"
 def _service_of(typ: str) -> str:
     # "aws:ec2/vpc:Vpc" -> "ec2"
     return typ.split(":")[1].split("/")[0] if typ.startswith("aws:") else "pulumi"
+
+
+#: The options of the registration in progress on this thread (see TradaiMonitor).
+_registration = threading.local()
+NO_OPTIONS: dict[str, Any] = {"protect": False, "retain_on_delete": False, "parent": None}
+
+
+class TradaiMonitor(MockMonitor):
+    """Pulumi's mock monitor, passing on the resource options the mocks otherwise never see.
+
+    ``Mocks.new_resource`` gets only the type, name and inputs; ``protect``,
+    ``retainOnDelete`` and the parent travel in the register request. They are kept for the
+    thread while the base class calls ``new_resource`` on that same thread, so concurrent
+    registrations cannot mix them up. ``protect`` arrives as the SDK resolved it (inherited
+    from the parent when unset); ``retainOnDelete`` is inherited by the engine, so a child
+    records only what it set itself.
+    """
+
+    def RegisterResource(self, request: Any) -> Any:
+        _registration.options = {
+            "protect": bool(request.protect),
+            "retain_on_delete": bool(request.retainOnDelete),
+            "parent": request.parent or None,
+        }
+        try:
+            return super().RegisterResource(request)
+        finally:
+            _registration.options = None
+
+
+def install_mocks(mocks: TradaiMocks, project: str, stack: str) -> None:
+    """Point the Pulumi runtime at ``mocks`` through the option-recording monitor."""
+    pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=TradaiMonitor(mocks))
 
 
 class TradaiMocks(pulumi.runtime.Mocks):
@@ -34,7 +71,8 @@ class TradaiMocks(pulumi.runtime.Mocks):
                 raise KeyError(f"no outputs recorded for stack {target!r}")
             return target, {"name": target, "outputs": self.stack_outputs[target], "secretOutputNames": []}
 
-        self.resources.append({"type": typ, "name": name, "inputs": inputs})
+        options = getattr(_registration, "options", None) or NO_OPTIONS
+        self.resources.append({"type": typ, "name": name, "inputs": inputs, **options})
         physical = inputs.get("name") or inputs.get("identifier") or name
         state: dict[str, Any] = dict(inputs)
         service = _service_of(typ)
