@@ -242,6 +242,47 @@ fn assert_state_matches_engine(f: &Fixture) {
 }
 
 #[test]
+fn the_engine_is_a_cache_when_the_state_is_lost_and_promised_tags_are_restored() {
+    // A name no other test uses, since this test turns `latest` tags on.
+    let name = format!("cache-{}", std::process::id());
+    let f = Fixture::new(&[&name]);
+    f.write("xtask.toml", &fs::read_to_string(f.path().join("xtask.toml")).unwrap().replace("tag-latest = false", "tag-latest = true"));
+    let repository = format!("tradai/lambda-{name}");
+    let cold = f.build_json(&["lambda-build-all"]);
+    assert_eq!(with_status(&cold, "built").len(), 4, "{cold:?}");
+    let image = cold.iter().find(|(id, _, _)| *id == repository).unwrap().2["artifact"].as_str().unwrap().to_owned();
+
+    // `cargo clean`: the tool's state and the wheel are gone; the engine still holds every
+    // image under its hash tag, so nothing is built.
+    fs::remove_dir_all(f.path().join("target")).unwrap();
+    let dry = f.xtask(&["lambda-build-all", "--dry-run", "--explain"]);
+    let said = stderr(&dry);
+    assert!(!said.contains("will build") && said.contains(&format!("found in the Docker engine as {repository}:inputs-")), "{said}");
+    let after_clean = f.build_json(&["lambda-build-all"]);
+    assert_eq!(with_status(&after_clean, "built"), Vec::<&str>::new(), "{after_clean:?}");
+    let lambda = &after_clean.iter().find(|(id, _, _)| *id == repository).unwrap().2;
+    assert!(lambda["reason"].as_str().unwrap().starts_with(&format!("found in the Docker engine as {repository}:inputs-")), "{lambda}");
+    assert_eq!(lambda["artifact"], image.as_str());
+    // Adopted images are recorded: the next run finds them in its state.
+    let again = f.build_json(&["lambda-build-all"]);
+    let lambda = &again.iter().find(|(id, _, _)| *id == repository).unwrap().2;
+    assert_eq!((lambda["status"].as_str(), lambda["reason"].as_str()), (Some("skipped"), Some("up to date")));
+
+    // Only the `latest` tag removed: it is put back, nothing is rebuilt.
+    let latest = format!("{repository}:latest");
+    let rmi = Command::new("docker").args(["rmi", &latest]).output().unwrap();
+    assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
+    let restored = f.build_json(&["lambda-build-all"]);
+    assert_eq!(with_status(&restored, "built"), Vec::<&str>::new(), "{restored:?}");
+    let lambda = &restored.iter().find(|(id, _, _)| *id == repository).unwrap().2;
+    assert_eq!(lambda["reason"].as_str().unwrap(), format!("up to date; restores {latest}"));
+    let inspect = Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", &latest]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&inspect.stdout).trim(), image, "latest names the image again");
+
+    let _ = Command::new("docker").args(["rmi", "--force", &image]).output();
+}
+
+#[test]
 fn state_lives_in_the_cargo_target_directory() {
     let f = Fixture::new(&["alpha"]);
     let elsewhere = tempfile::tempdir().unwrap();

@@ -30,6 +30,18 @@ pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOp
     execute_then(plan, targets, store, opts, progress, None)
 }
 
+/// Records an adopted output and gives an output back the names it lacks.
+fn adopt_and_restore(item: &PlanItem, target: &Target, store: &StateStore, output: &Output, record: bool, restore: &[String]) -> anyhow::Result<()> {
+    if !restore.is_empty() {
+        target.builder.restore_names(output, restore)?;
+    }
+    if record {
+        let rec = TargetRecord { input_hash: item.input_hash.clone(), inputs: item.inputs.clone(), output: output.clone(), recorded_at: now_secs() };
+        store.record(&item.id, rec)?;
+    }
+    Ok(())
+}
+
 /// [`execute`], running `after` for every target whose output exists at the end.
 pub fn execute_then(
     plan: &Plan,
@@ -43,17 +55,32 @@ pub fn execute_then(
     let mut outputs: BTreeMap<String, (InputHash, Output)> = BTreeMap::new();
     let mut reports: HashMap<String, TargetReport> = HashMap::new();
     let mut pending: Vec<usize> = Vec::new();
+    let mut failed: HashSet<String> = HashSet::new();
     // Up-to-date targets whose `after` step still has to run.
     let mut followups: Vec<usize> = Vec::new();
     for (i, item) in plan.items.iter().enumerate() {
         match &item.decision {
-            Decision::Skip { output, .. } => {
+            Decision::Skip { output, record, restore, .. } => {
+                let mut r = item.dry_report();
+                r.status = Status::Skipped;
+                // An adopted output is recorded, and missing names restored, before
+                // anything builds on it; a failure fails only this target.
+                let adopted = match by_id.get(item.id.as_str()) {
+                    Some(target) if *record || !restore.is_empty() => adopt_and_restore(item, target, store, output, *record, restore),
+                    _ => Ok(()),
+                };
+                if let Err(e) = adopted {
+                    r.status = Status::Failed;
+                    r.error = Some(format!("{e:#}"));
+                    progress.finished(&r);
+                    failed.insert(item.id.clone());
+                    reports.insert(item.id.clone(), r);
+                    continue;
+                }
                 if after.is_some() && !output.artifact.is_empty() {
                     followups.push(i);
                 }
                 outputs.insert(item.id.clone(), (item.input_hash.clone(), output.clone()));
-                let mut r = item.dry_report();
-                r.status = Status::Skipped;
                 progress.skipped(&r);
                 reports.insert(item.id.clone(), r);
             }
@@ -62,7 +89,6 @@ pub fn execute_then(
     }
 
     let jobs = opts.jobs.max(1);
-    let mut failed: HashSet<String> = HashSet::new();
     let mut stop = false;
     std::thread::scope(|scope| {
         // `None` as the result: an `after` job of an up-to-date target finished.

@@ -22,7 +22,7 @@ pub use execute::{After, ExecOptions, execute, execute_then};
 pub use filecache::FileCache;
 pub use ignore::DockerIgnore;
 pub use inputs::{Change, InputHash, InputManifest};
-pub use plan::{BuildJob, BuildReason, Builder, Decision, Plan, PlanItem, RemoteCache, RemoteHit, Status, Target, TargetReport};
+pub use plan::{BuildJob, BuildReason, Builder, Decision, Plan, PlanItem, Presence, RemoteCache, RemoteHit, Status, Target, TargetReport};
 pub use process::{Cmd, ProcessError, Program};
 pub use report::Progress;
 pub use state::{Output, State, StateStore, TargetRecord};

@@ -31,6 +31,28 @@ pub trait Builder: Send + Sync {
     fn how(&self) -> Option<String> {
         None
     }
+    /// Whether an earlier output is still there, and which of the names the run promises
+    /// for it (a `latest` tag, say) are missing. The default asks [`Builder::output_exists`].
+    fn presence(&self, output: &Output) -> Result<Presence> {
+        Ok(if self.output_exists(output)? { Presence::Present { missing_names: Vec::new() } } else { Presence::Missing })
+    }
+    /// Gives an existing output back the names [`Builder::presence`] found missing.
+    fn restore_names(&self, _output: &Output, _names: &[String]) -> Result<()> {
+        Ok(())
+    }
+    /// An output for exactly `hash` that exists although the state has no record of it
+    /// (the state was deleted, or the inputs went back to an earlier version): the local
+    /// cache a plugin's artifacts carry with them, such as an image tagged with the hash.
+    fn adopt(&self, _id: &str, _hash: &InputHash) -> Result<Option<RemoteHit>> {
+        Ok(None)
+    }
+}
+
+/// What [`Builder::presence`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presence {
+    Present { missing_names: Vec<String> },
+    Missing,
 }
 
 /// A shared cache of outputs keyed by input hash (a registry holding a tag named after
@@ -111,7 +133,15 @@ impl std::fmt::Display for BuildReason {
 pub enum Decision {
     Build(BuildReason),
     /// Up to date; the output already exists (locally or in a registry).
-    Skip { reason: String, output: Output, remote: bool },
+    Skip {
+        reason: String,
+        output: Output,
+        remote: bool,
+        /// Found without a record in the state (adopted): recorded when the run starts.
+        record: bool,
+        /// Names the output lacks, given back to it without a rebuild.
+        restore: Vec<String>,
+    },
 }
 
 /// One target in the plan.
@@ -260,7 +290,13 @@ pub fn make_plan(
             let mut hits = remote.lookup(&wanted)?;
             for item in &mut items {
                 if let Some(hit) = hits.remove(&item.id) {
-                    item.decision = Decision::Skip { reason: format!("found in {}", hit.location), output: hit.output, remote: true };
+                    item.decision = Decision::Skip {
+                        reason: format!("found in {}", hit.location),
+                        output: hit.output,
+                        remote: true,
+                        record: false,
+                        restore: Vec::new(),
+                    };
                 }
             }
         }
@@ -284,6 +320,8 @@ fn prune_unneeded(items: &mut [PlanItem], requested: &[String]) {
                 reason: "not needed: everything built from it is up to date".to_owned(),
                 output: Output::default(),
                 remote: false,
+                record: false,
+                restore: Vec::new(),
             };
         }
     }
@@ -293,13 +331,29 @@ fn decide_locally(t: &Target, inputs: &InputManifest, hash: &InputHash, state: &
     let reason = match state.targets.get(&t.id) {
         None => BuildReason::NeverBuilt,
         Some(rec) if &rec.input_hash != hash => BuildReason::InputsChanged(inputs.changes(&rec.inputs)),
-        Some(rec) => {
-            if t.builder.output_exists(&rec.output)? {
-                return Ok(Decision::Skip { reason: "up to date".to_owned(), output: rec.output.clone(), remote: false });
+        Some(rec) => match t.builder.presence(&rec.output)? {
+            Presence::Present { missing_names } => {
+                let reason = match missing_names.as_slice() {
+                    [] => "up to date".to_owned(),
+                    names => format!("up to date; restores {}", names.join(", ")),
+                };
+                return Ok(Decision::Skip { reason, output: rec.output.clone(), remote: false, record: false, restore: missing_names });
             }
-            BuildReason::OutputMissing(format!("{} no longer exists", rec.output.artifact))
-        }
+            Presence::Missing => BuildReason::OutputMissing(format!("{} no longer exists", rec.output.artifact)),
+        },
     };
+    // Before building, the output may exist anyway, made for this very hash.
+    if let Some(hit) = t.builder.adopt(&t.id, hash)? {
+        let restore = match t.builder.presence(&hit.output)? {
+            Presence::Present { missing_names } => missing_names,
+            Presence::Missing => return Ok(Decision::Build(reason)),
+        };
+        let mut why = format!("found in {}, made earlier for these exact inputs", hit.location);
+        if !restore.is_empty() {
+            why.push_str(&format!("; restores {}", restore.join(", ")));
+        }
+        return Ok(Decision::Skip { reason: why, output: hit.output, remote: false, record: true, restore });
+    }
     Ok(Decision::Build(reason))
 }
 

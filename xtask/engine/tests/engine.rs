@@ -13,7 +13,7 @@ use anyhow::{Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
 use xtask_engine::plan::{closure, make_plan};
 use xtask_engine::{
-    BuildJob, Builder, Decision, ExecOptions, FileCache, InputHash, InputManifest, Output, Plan, PlanItem, Progress, RemoteCache, RemoteHit,
+    BuildJob, Builder, Decision, ExecOptions, FileCache, InputHash, InputManifest, Output, Plan, PlanItem, Presence, Progress, RemoteCache, RemoteHit,
     StateStore, Status, Target, TargetReport, execute, execute_then,
 };
 
@@ -27,6 +27,11 @@ struct World {
     running: AtomicUsize,
     most_at_once: AtomicUsize,
     gone: Mutex<HashSet<String>>,
+    /// Outputs by the input hash they were built for: the artifacts' own cache, as an
+    /// engine holds images tagged with their hash.
+    by_hash: Mutex<HashMap<String, String>>,
+    /// Targets whose output lost a name the run promises (a `latest` tag).
+    unnamed: Mutex<HashSet<String>>,
 }
 
 /// A target whose one input is a string, and whose build can fail or be slow.
@@ -65,7 +70,34 @@ impl Builder for Fake {
         if self.fail {
             bail!("{} failed on purpose", job.id);
         }
-        Ok(Output { artifact: format!("artifact:{}", job.id), ..Output::default() })
+        // Named after the input version, not the hash, so that golden files keep no hashes.
+        let artifact = format!("artifact:{}:{}", job.id, job.inputs.params["input"]);
+        self.world.by_hash.lock().unwrap().insert(job.input_hash.as_str().to_owned(), artifact.clone());
+        Ok(Output { artifact, ..Output::default() })
+    }
+
+    fn presence(&self, output: &Output) -> Result<Presence> {
+        if !self.output_exists(output)? {
+            return Ok(Presence::Missing);
+        }
+        let id = output.artifact.split(':').nth(1).unwrap_or_default().to_owned();
+        let missing_names = if self.world.unnamed.lock().unwrap().contains(&id) { vec![format!("{id}:latest")] } else { Vec::new() };
+        Ok(Presence::Present { missing_names })
+    }
+
+    fn restore_names(&self, output: &Output, names: &[String]) -> Result<()> {
+        let id = output.artifact.split(':').nth(1).unwrap_or_default();
+        self.world.unnamed.lock().unwrap().remove(id);
+        self.world.events.lock().unwrap().push(format!("restore {}", names.join(" ")));
+        Ok(())
+    }
+
+    fn adopt(&self, _id: &str, hash: &InputHash) -> Result<Option<RemoteHit>> {
+        let found = self.world.by_hash.lock().unwrap().get(hash.as_str()).cloned();
+        Ok(found.filter(|a| !self.world.gone.lock().unwrap().contains(a)).map(|artifact| RemoteHit {
+            location: "the fake cache".into(),
+            output: Output { artifact, ..Output::default() },
+        }))
     }
 }
 
@@ -198,6 +230,46 @@ fn a_vanished_output_is_rebuilt_with_the_reason() {
     golden("output-gone", &plan);
     bed.run(&plan, 2, false);
     assert_eq!(bed.calls(), ["c"]);
+}
+
+#[test]
+fn outputs_made_for_the_exact_hash_are_adopted_when_the_state_is_lost() {
+    let bed = Bed::new(GRAPH, &[], &[]);
+    bed.run(&bed.plan(ALL, None), 2, false);
+    // `cargo clean`: the state goes, the artifacts stay.
+    std::fs::remove_file(bed.store.path()).unwrap();
+    let plan = bed.plan(ALL, None);
+    golden("state-lost", &plan);
+    bed.run(&plan, 2, false);
+    assert!(bed.calls().is_empty(), "adopted, not rebuilt: {:?}", bed.calls());
+    assert_eq!(bed.recorded(), ["a", "b", "base", "c", "wheel"], "adopted outputs are recorded");
+    assert!(bed.plan(ALL, None).items.iter().all(|i| matches!(&i.decision, Decision::Skip { reason, .. } if reason == "up to date")));
+
+    // Back to an earlier version of the inputs: its outputs still exist, nothing builds.
+    bed.edit("c", "v2");
+    bed.run(&bed.plan(ALL, None), 2, false);
+    assert_eq!(bed.calls(), ["c"]);
+    bed.edit("c", "v1");
+    let plan = bed.plan(ALL, None);
+    let c = plan.items.iter().find(|i| i.id == "c").unwrap();
+    assert!(matches!(&c.decision, Decision::Skip { reason, record: true, .. } if reason == "found in the fake cache, made earlier for these exact inputs"), "{c:?}");
+    bed.run(&plan, 2, false);
+    assert!(bed.calls().is_empty(), "{:?}", bed.calls());
+}
+
+#[test]
+fn a_missing_name_is_restored_without_a_rebuild() {
+    let bed = Bed::new(GRAPH, &[], &[]);
+    bed.run(&bed.plan(ALL, None), 2, false);
+    bed.world.unnamed.lock().unwrap().insert("b".into());
+    let plan = bed.plan(ALL, None);
+    let b = plan.items.iter().find(|i| i.id == "b").unwrap();
+    assert!(matches!(&b.decision, Decision::Skip { reason, .. } if reason == "up to date; restores b:latest"), "{b:?}");
+    bed.world.events.lock().unwrap().clear();
+    bed.run(&plan, 2, false);
+    assert!(bed.calls().is_empty(), "{:?}", bed.calls());
+    assert_eq!(*bed.world.events.lock().unwrap(), ["restore b:latest"]);
+    assert!(bed.world.unnamed.lock().unwrap().is_empty());
 }
 
 /// A registry holding the outputs of some targets, by input hash.

@@ -54,6 +54,11 @@ impl Fixture {
         f.write("libs/tradai-common/src/tradai_common/__init__.py", "VERSION = 1\n");
         f.write("libs/tradai-common/tests/test_x.py", "def test_x():\n    assert True\n");
         f.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n");
+        // A file of lambda-base's context unique to this fixture: its images get hashes of
+        // their own, so that the engine, a cache shared by every test, never hands one
+        // fixture the images another built (`clones_in_different_folders_hash_identically`
+        // copies it, and with it the same hashes).
+        f.write("lambdas/base/.fixture-id", &format!("{}\n", f.path().display()));
         for name in lambdas {
             f.add_lambda(name);
         }

@@ -170,6 +170,12 @@ impl DockerEngine {
         Ok(self.list()?.refs.get(&reference).cloned())
     }
 
+    /// `docker tag <id> <reference>`: gives an image one more name.
+    pub fn tag(&self, id: &str, reference: &str) -> Result<()> {
+        Cmd::new("docker", format!("tag {id} as {reference}")).args(["tag", id, reference]).run()?;
+        Ok(())
+    }
+
     /// The id of the image the engine holds for `repository@sha256:…`, if any.
     pub fn resolve_digest(&self, repository: &str, digest: &str) -> Result<Option<String>> {
         if let Some(found) = self.inspect(&format!("{repository}@{digest}"))? {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use camino::{Utf8Path, Utf8PathBuf};
-use xtask_engine::{BuildContext, BuildJob, Builder, DockerIgnore, ExtraFile, FileCache, InputManifest, Output};
+use xtask_engine::{BuildContext, BuildJob, Builder, DockerIgnore, ExtraFile, FileCache, InputHash, InputManifest, Output, Presence, RemoteHit};
 
 pub use assembler::{Assembler, BuilderChoice};
 pub use docker::DockerEngine;
@@ -195,6 +195,46 @@ impl Builder for ImageBuilder {
             (Some(a), Some(b)) if b == assembler::ASSEMBLED => a.output_exists(output, &self.engine),
             _ => self.engine.has_image(&output.artifact),
         }
+    }
+
+    /// Also whether `<repository>:latest` still names the output, when the run promises
+    /// that tag in the engine. On the usual path this is the one lookup made: `latest`
+    /// naming the output proves the output is there.
+    fn presence(&self, output: &Output) -> Result<Presence> {
+        let assembled = output.detail.get(assembler::DETAIL_BUILDER).is_some_and(|b| b == assembler::ASSEMBLED);
+        let in_engine = !assembled || self.assembler.as_ref().is_some_and(|a| a.deliver_local);
+        if !(self.spec.tag_latest && in_engine) {
+            return Ok(if self.output_exists(output)? { Presence::Present { missing_names: Vec::new() } } else { Presence::Missing });
+        }
+        let latest = format!("{}:latest", self.spec.repository);
+        let named = self.engine.resolve(&latest)?.as_deref() == Some(output.artifact.as_str());
+        let exists = match (&self.assembler, assembled) {
+            (Some(a), true) => a.output_exists(output, &self.engine)?,
+            _ => named || self.engine.has_image(&output.artifact)?,
+        };
+        Ok(match (exists, named) {
+            (false, _) => Presence::Missing,
+            (true, true) => Presence::Present { missing_names: Vec::new() },
+            (true, false) => Presence::Present { missing_names: vec![latest] },
+        })
+    }
+
+    fn restore_names(&self, output: &Output, names: &[String]) -> Result<()> {
+        for name in names {
+            self.engine.tag(&output.artifact, name)?;
+        }
+        Ok(())
+    }
+
+    /// An image in the engine tagged with exactly this hash (`<repository>:inputs-<hash>`),
+    /// as every build here tags it: after `cargo clean` or a lost state, the engine is a
+    /// cache like a registry.
+    fn adopt(&self, _id: &str, hash: &InputHash) -> Result<Option<RemoteHit>> {
+        let reference = format!("{}:{}", self.spec.repository, hash.tag());
+        let Some(image_id) = self.engine.resolve(&reference)? else { return Ok(None) };
+        let mut detail = BTreeMap::new();
+        detail.insert("reference".into(), reference.clone());
+        Ok(Some(RemoteHit { location: format!("the Docker engine as {reference}"), output: Output { artifact: image_id, detail, ..Output::default() } }))
     }
 
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {
