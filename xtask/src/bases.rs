@@ -12,14 +12,16 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use camino::Utf8PathBuf;
 use serde::Deserialize;
 use xtask_image::ArgValue;
 use xtask_image::DockerEngine;
 
-/// The target id of the Debian-built stand-in.
-pub const PYTHON_BASE_ID: &str = "tradai/python-base";
+/// The target id of the Debian-built stand-in (the repository model's naming rule).
+pub fn python_base_id() -> &'static str {
+    xtask_repo::names().python_base_image()
+}
 
 /// `[python-base]` of `xtask.toml`: which Python base images the Dockerfiles are built from.
 #[derive(Debug, Clone, Deserialize)]
@@ -158,7 +160,7 @@ impl Base {
                 // Unpinned and absent: resolve() pulls it or falls back before planning.
                 (None, None) => ArgValue::External { reference: image.exact(), pin: "unresolved".into() },
             },
-            Base::StandIn { .. } => ArgValue::Target(PYTHON_BASE_ID.into()),
+            Base::StandIn { .. } => ArgValue::Target(python_base_id().into()),
         }
     }
 
@@ -190,7 +192,7 @@ impl Bases {
             if cfg.source == BaseSource::StandIn {
                 return Ok(Base::StandIn { reason: "xtask.toml selects it ([python-base] use = \"stand-in\")".into() });
             }
-            let image = ImageRef::parse(text)?;
+            let image = ImageRef::parse(text).context("in xtask.toml [python-base]")?;
             let local = match &image.digest {
                 Some(d) => engine.resolve_digest(&image.name, d)?,
                 None => engine.resolve(&image.exact())?,
@@ -212,7 +214,9 @@ impl Bases {
         let one = |text: &str| -> Result<Base> {
             Ok(match cfg.source {
                 BaseSource::StandIn => Base::StandIn { reason: "xtask.toml selects it ([python-base] use = \"stand-in\")".into() },
-                BaseSource::Upstream => Base::Upstream { image: ImageRef::parse(text)?, local: None },
+                BaseSource::Upstream => {
+                    Base::Upstream { image: ImageRef::parse(text).context("in xtask.toml [python-base]")?, local: None }
+                }
             })
         };
         Ok(Bases { lambda: one(&cfg.lambda)?, service: one(&cfg.service)? })

@@ -18,7 +18,7 @@ use xtask_engine::{FileCache, InputHash, InputManifest, State};
 use xtask_image::DockerEngine;
 
 use crate::bases::Bases;
-use crate::project::{LAMBDA_BASE_ID, Project, WHEEL_ID, lambda_image, service_image};
+use crate::project::Project;
 
 /// Every target of a tree, with its input hash and inputs.
 pub type Hashes = BTreeMap<String, (InputHash, InputManifest)>;
@@ -40,7 +40,8 @@ pub fn hashes_of(root: &Utf8Path) -> Result<Hashes> {
 fn hashes_at(project: &Project, rev: &str) -> Result<Hashes> {
     let scratch = project.state_dir().join("ci");
     std::fs::create_dir_all(&scratch).with_context(|| format!("failed to create {scratch}"))?;
-    let dir = tempfile::Builder::new().prefix("tree-").tempdir_in(&scratch).with_context(|| format!("failed to create a folder in {scratch}"))?;
+    let dir =
+        tempfile::Builder::new().prefix("tree-").tempdir_in(&scratch).with_context(|| format!("failed to create a folder in {scratch}"))?;
     let dest = Utf8Path::from_path(dir.path()).context("scratch path is not UTF-8")?;
     // `git archive | tar -x`: the tree as committed, modes included, without a checkout.
     duct::cmd("git", ["-C", project.root.as_str(), "archive", "--format=tar", rev])
@@ -97,11 +98,16 @@ fn diff(project: &Project, before: &Hashes, after: &Hashes) -> Result<Vec<Target
     Ok(out)
 }
 
-/// What each image target is, by the project's own naming rules (read once).
+/// What each target is, from the repository model.
 fn roles(project: &Project) -> Result<BTreeMap<String, TargetRole>> {
-    let mut roles = BTreeMap::from([(WHEEL_ID.to_owned(), TargetRole::Wheel), (LAMBDA_BASE_ID.to_owned(), TargetRole::LambdaBase)]);
-    roles.extend(project.lambdas()?.into_iter().map(|n| (lambda_image(&n), TargetRole::Lambda(n))));
-    roles.extend(project.services()?.into_iter().map(|n| (service_image(&n), TargetRole::Service(n))));
+    let repo = project.repository()?;
+    let names = repo.names();
+    let mut roles = BTreeMap::from([
+        (names.wheel_target(xtask_repo::SHARED_LIB), TargetRole::Wheel),
+        (names.lambda_base_image().to_owned(), TargetRole::LambdaBase),
+    ]);
+    roles.extend(repo.lambdas.iter().map(|l| (l.image.clone(), TargetRole::Lambda(l.name.clone()))));
+    roles.extend(repo.services.iter().map(|s| (s.image.clone(), TargetRole::Service(s.name.clone()))));
     Ok(roles)
 }
 

@@ -49,6 +49,8 @@ pub enum Command {
     BaseImages(crate::commands::base_images::BaseImagesArgs),
     /// Measure the build speed claims side by side (no-op, one change, cold, hashing, registry, assembler)
     Bench(crate::commands::bench::BenchArgs),
+    /// Fuzz the .dockerignore matcher, the Dockerfile reader and the .env reader for a bounded time each (cargo-fuzz)
+    Fuzz(crate::commands::fuzz::FuzzArgs),
     /// Build the tradai-common wheel, lambda-base and every Lambda image that changed
     LambdaBuildAll(BuildArgs),
     /// Build the named Lambda images (and what they are built from)
@@ -94,13 +96,15 @@ pub enum Command {
     /// Preview one stack, or all four in order; --expect-no-changes fails on drift
     #[command(override_usage = "cargo xtask infra-preview [OPTIONS] [STACK] <ENV>")]
     InfraPreview(crate::commands::infra::PreviewArgs),
-    /// Deploy one stack: prerequisites (images for compute), state backup, preview, up
+    /// Post the summary `infra-preview --pr-comment` wrote on a pull request (replaces the environment's last one)
+    InfraPrComment(crate::commands::infra::PrCommentArgs),
+    /// Deploy one stack unless its inputs are unchanged: images for compute, state backup, preview, up
     InfraUp(crate::commands::infra::UpArgs),
-    /// Deploy everything in order: persistent, foundation, images, compute, edge
+    /// Deploy everything in order (persistent, foundation, images, compute, edge), skipping unchanged stacks
     InfraBootstrap(crate::commands::infra::BootstrapArgs),
     /// Print a stack's outputs as JSON (secrets masked unless --show-secrets)
     InfraOutputs(crate::commands::infra::OutputsArgs),
-    /// Release a stale lock and show how the cloud drifted from the state (--write records it)
+    /// Show a stack's lock (owner, age) and its drift; --cancel releases a stale lock, --write records the drift
     InfraRecover(crate::commands::infra::RecoverArgs),
     /// Destroy a stack's resources after a backup (never persistent; asks to confirm)
     InfraDestroy(crate::commands::infra::DestroyArgs),
@@ -126,7 +130,7 @@ pub struct ServicePushArgs {
 
 /// How the commands are grouped in `cargo xtask --help`.
 pub const GROUPS: &[(&str, &[&str])] = &[
-    ("Setup", &["doctor", "tools", "base-images", "test", "bench"]),
+    ("Setup", &["doctor", "tools", "base-images", "test", "bench", "fuzz"]),
     ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all", "service-ecr-login"]),
     (
@@ -144,7 +148,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
         ],
     ),
     ("CI", &["ci", "docs-freshness", "devcontainer-build"]),
-    ("Infrastructure", &["infra-setup", "infra-preview", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
+    ("Infrastructure", &["infra-setup", "infra-preview", "infra-pr-comment", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
 
 use crate::aliases::ALIASES;
@@ -185,11 +189,11 @@ fn command_with_groups() -> clap::Command {
 pub fn parse(args: Vec<String>) -> Result<Cli, ExitCode> {
     let matches = match command_with_groups().try_get_matches_from(&args) {
         Ok(m) => m,
-        Err(e) => return Err(report_clap_error(e)),
+        Err(e) => return Err(report_clap_error(e, &args)),
     };
     let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => return Err(report_clap_error(e)),
+        Err(e) => return Err(report_clap_error(e, &args)),
     };
     if cli.command.is_none() {
         let _ = command_with_groups().print_help();
@@ -198,7 +202,7 @@ pub fn parse(args: Vec<String>) -> Result<Cli, ExitCode> {
     Ok(cli)
 }
 
-fn report_clap_error(e: clap::Error) -> ExitCode {
+fn report_clap_error(e: clap::Error, args: &[String]) -> ExitCode {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
@@ -210,6 +214,13 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
                 Some(ContextValue::String(s)) => s.clone(),
                 _ => "?".into(),
             };
+            // `ci nope`: the unknown name is one of a command's own subcommands.
+            if let Some(parent) = parent_command(args, &name) {
+                let valid: Vec<&str> = parent.get_subcommands().map(|s| s.get_name()).collect();
+                let parent = parent.get_name();
+                eprintln!("error: unknown `{parent}` subcommand `{name}`; valid: {} (see `cargo xtask {parent} --help`)", valid.join(", "));
+                return ExitCode::from(2);
+            }
             let valid: Vec<String> = GROUPS.iter().flat_map(|(_, n)| n.iter().map(|s| (*s).to_owned())).collect();
             eprintln!("error: unknown command `{name}`; valid commands: {} (see `cargo xtask --help`)", valid.join(", "));
             return ExitCode::from(2);
@@ -228,6 +239,14 @@ fn report_clap_error(e: clap::Error) -> ExitCode {
     }
     eprintln!("{}", parts.join(" "));
     ExitCode::from(2)
+}
+
+/// The command with subcommands that comes before the unknown `name` on the command
+/// line, if any (`ci` in `cargo xtask ci nope`).
+fn parent_command(args: &[String], name: &str) -> Option<clap::Command> {
+    let cli = Cli::command();
+    let at = args.iter().skip(1).position(|a| a == name)?;
+    args.iter().skip(1).take(at).find_map(|a| cli.find_subcommand(a)).filter(|c| c.has_subcommands()).cloned()
 }
 
 #[cfg(test)]
@@ -250,6 +269,17 @@ mod tests {
         for g in grouped {
             assert!(cmd.find_subcommand(g).is_some(), "help group names unknown command {g}");
         }
+    }
+
+    #[test]
+    fn an_unknown_subcommand_is_put_to_its_command() {
+        let parent = |line: &str, name: &str| {
+            let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+            parent_command(&args, name).map(|c| c.get_name().to_owned())
+        };
+        assert_eq!(parent("xtask --root /r ci nope", "nope").as_deref(), Some("ci"));
+        assert_eq!(parent("xtask frobnicate ci", "frobnicate"), None, "a command after the unknown name is not its parent");
+        assert_eq!(parent("xtask frobnicate", "frobnicate"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! The repository model: where the root is, what `xtask.toml` says, which Lambda
-//! functions and services exist (discovered from their Dockerfiles, never listed by
-//! hand), and the build targets they make up.
+//! The project: where the root is, what `xtask.toml` says, the repository model
+//! (`xtask-repo`'s [`Repository`], read once per run, on first use) and the build
+//! targets it makes up.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,12 +11,11 @@ use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
 
 use crate::bases::{Bases, PythonBaseConfig};
-use crate::bases::PYTHON_BASE_ID;
 use crate::target_dir::target_dir;
-use xtask_ci::repo::{normalize, read_project};
 use xtask_engine::{FileCache, Program, StateStore, Target};
 use xtask_image::pybase::PythonBaseBuilder;
 use xtask_image::{ArgValue, Assembler, BuilderChoice, ContextFrom, DockerEngine, ImageBuilder, ImageSpec};
+use xtask_repo::{Repository, ServiceSource};
 use xtask_wheel::site_packages::SitePackagesBuilder;
 use xtask_wheel::{WheelBuilder, WheelhouseBuilder, WheelhouseSource};
 
@@ -84,22 +83,25 @@ pub struct Project {
     /// Found once per run (it reads Cargo configuration files).
     target_dir: std::sync::OnceLock<Utf8PathBuf>,
     tools: std::sync::OnceLock<crate::tools::Toolbox>,
+    /// Read on first use: commands that never look at the repository (`tools`, `doctor`)
+    /// never read it, and one that does reads it once.
+    repository: std::sync::OnceLock<Repository>,
 }
 
-/// The repository id of a Lambda image.
+/// The repository id of a Lambda image (the model's naming rule).
 pub fn lambda_image(name: &str) -> String {
-    format!("{}/lambda-{name}", crate::deployment::project_name())
+    xtask_repo::names().lambda_image(name)
 }
 
-/// The repository id of a service image.
+/// The repository id of a service image (the model's naming rule).
 pub fn service_image(name: &str) -> String {
-    format!("{}/{name}", crate::deployment::project_name())
+    xtask_repo::names().service_image(name)
 }
 
-pub const WHEEL_ID: &str = "tradai-common";
-/// The tradai-common wheel installed into a site-packages tree, which lambda-base copies in.
-pub const SITE_PACKAGES_ID: &str = "site-packages:tradai-common";
-pub const LAMBDA_BASE_ID: &str = "tradai/lambda-base";
+/// The id of the image every Lambda is built on.
+pub fn lambda_base_id() -> &'static str {
+    xtask_repo::names().lambda_base_image()
+}
 
 impl Project {
     /// Finds the root: `--root`, else the nearest folder above the current one holding
@@ -124,7 +126,13 @@ impl Project {
             })?,
             Err(_) => bail!("no xtask.toml at {root}; run from inside the TradAI repository or pass --root"),
         };
-        Ok(Project { root, config, target_dir: std::sync::OnceLock::new(), tools: std::sync::OnceLock::new() })
+        Ok(Project {
+            root,
+            config,
+            target_dir: std::sync::OnceLock::new(),
+            tools: std::sync::OnceLock::new(),
+            repository: std::sync::OnceLock::new(),
+        })
     }
 
     /// The Cargo target directory of the repository (see [`target_dir`]).
@@ -163,103 +171,43 @@ impl Project {
         FileCache::load(&self.state_dir().join("file-cache.json"))
     }
 
-    /// Lambda names: every `lambdas/<name>/` with a Dockerfile, except `base`, sorted.
-    /// A folder without a Dockerfile is an error, so a half-added Lambda is never
-    /// silently left out.
+    /// The repository model, read the first time a command asks (its warnings printed
+    /// then, once). A folder that cannot be what it looks like is an error naming it.
+    pub fn repository(&self) -> Result<&Repository> {
+        if let Some(repo) = self.repository.get() {
+            return Ok(repo);
+        }
+        let repo = Repository::load(&self.root).with_context(|| format!("cannot read the repository at {}", self.root))?;
+        for warning in &repo.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(self.repository.get_or_init(|| repo))
+    }
+
+    /// Lambda names, sorted (from the repository model).
     pub fn lambdas(&self) -> Result<Vec<String>> {
-        let dir = self.root.join("lambdas");
-        let mut names = Vec::new();
-        let mut missing = Vec::new();
-        for entry in dir.read_dir_utf8().with_context(|| format!("failed to list {dir}"))? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if !entry.file_type()?.is_dir() || name == "base" || name.starts_with('.') || name.starts_with("__") {
-                continue;
-            }
-            if entry.path().join("Dockerfile").is_file() {
-                names.push(name.to_owned());
-            } else if entry.path().join("handler.py").is_file() {
-                missing.push(name.to_owned());
-            }
-        }
-        if !missing.is_empty() {
-            missing.sort();
-            bail!(
-                "lambda folder(s) without a Dockerfile: {}; add lambdas/<name>/Dockerfile (FROM ${{BASE_IMAGE}}, see lambdas/README.md)",
-                missing.join(", ")
-            );
-        }
-        names.sort();
-        Ok(names)
+        Ok(self.repository()?.lambda_names())
     }
 
-    /// Service names: every `services/<name>/` with a Dockerfile, sorted.
+    /// Service names, sorted (from the repository model).
     pub fn services(&self) -> Result<Vec<String>> {
-        let dir = self.root.join("services");
-        let mut names = Vec::new();
-        if !dir.is_dir() {
-            return Ok(names);
-        }
-        for entry in dir.read_dir_utf8().with_context(|| format!("failed to list {dir}"))? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() && entry.path().join("Dockerfile").is_file() {
-                names.push(entry.file_name().to_owned());
-            }
-        }
-        names.sort();
-        Ok(names)
+        Ok(self.repository()?.service_names())
     }
 
-    /// The workspace members a package is built from: itself and, transitively, every
-    /// member its `[project] dependencies` name. A service's wheelhouse hashes only these,
-    /// so a change to a library it does not use never rebuilds its image.
-    fn member_closure(&self, package_dir: &Utf8Path) -> Result<Vec<Utf8PathBuf>> {
-        // Each member's pyproject.toml read once: name -> (folder, dependencies).
-        let mut by_name: BTreeMap<String, Utf8PathBuf> = BTreeMap::new();
-        let mut deps_of: BTreeMap<Utf8PathBuf, Vec<String>> = BTreeMap::new();
-        for dir in self.workspace_members()?.into_iter().chain([package_dir.to_owned()]) {
-            let (name, deps) = read_project(&dir)?;
-            if let Some(name) = name {
-                by_name.insert(normalize(&name), dir.clone());
-            }
-            deps_of.insert(dir, deps.iter().map(|d| normalize(d)).collect());
-        }
-        let mut seen = vec![package_dir.to_owned()];
-        let mut queue = vec![package_dir.to_owned()];
-        while let Some(dir) = queue.pop() {
-            for dep in deps_of.get(&dir).into_iter().flatten() {
-                if let Some(member) = by_name.get(dep)
-                    && !seen.contains(member)
-                {
-                    seen.push(member.clone());
-                    queue.push(member.clone());
-                }
-            }
-        }
-        seen.sort();
-        Ok(seen)
-    }
-
-    /// The uv workspace members, as the root `pyproject.toml` lists them: the one
-    /// definition CI's test matrix uses too.
-    fn workspace_members(&self) -> Result<Vec<Utf8PathBuf>> {
-        Ok(xtask_ci::repo::workspace_members(&self.root)?.into_iter().map(|m| self.root.join(m)).collect())
-    }
-
-    /// An image target built from `dir/Dockerfile` with the project's platform.
+    /// An image target built from its build context with the project's platform.
     fn image_target(
         &self,
         id: &str,
         deps: Vec<String>,
-        dir: &Utf8Path,
+        context: &xtask_repo::BuildContext,
         build_args: BTreeMap<String, ArgValue>,
         context_from: Vec<ContextFrom>,
         builders: &ImageBuilders,
     ) -> Target {
         let spec = ImageSpec {
             repository: id.to_owned(),
-            context_dir: dir.to_owned(),
-            dockerfile: dir.join("Dockerfile"),
+            context_dir: self.root.join(&context.dir),
+            dockerfile: self.root.join(&context.dockerfile),
             build_args,
             platform: self.config.build.platform.clone(),
             context_from,
@@ -286,24 +234,33 @@ impl Project {
     /// Every build target of the repository, with the given assembler (`None`: every image
     /// with `docker build`).
     pub fn targets_with(&self, engine: &Arc<DockerEngine>, bases: &Bases, assembler: Option<Arc<Assembler>>) -> Result<Vec<Target>> {
+        let repo = self.repository()?;
+        let names = repo.names();
         let builders = ImageBuilders { engine: engine.clone(), assembler };
         let platform = self.config.build.platform.clone();
         let out = self.state_dir();
         let mut targets = Vec::new();
 
+        // The shared library's wheel, installed into a site-packages tree that lambda-base
+        // copies in.
+        let wheel_id = names.wheel_target(xtask_repo::SHARED_LIB);
+        let site_packages_id = names.site_packages_target(xtask_repo::SHARED_LIB);
         targets.push(Target {
-            id: WHEEL_ID.into(),
+            id: wheel_id.clone(),
             deps: vec![],
             builder: Arc::new(WheelBuilder {
-                package_dir: self.root.join("libs/tradai-common"),
-                out_root: out.join("wheels/tradai-common"),
+                package_dir: repo.path(repo.shared_lib_dir()),
+                out_root: out.join("wheels").join(xtask_repo::SHARED_LIB),
                 uv: self.uv(),
             }),
         });
         targets.push(Target {
-            id: SITE_PACKAGES_ID.into(),
-            deps: vec![WHEEL_ID.to_owned()],
-            builder: Arc::new(SitePackagesBuilder { wheel_target: WHEEL_ID.into(), out_root: out.join("site-packages/tradai-common") }),
+            id: site_packages_id.clone(),
+            deps: vec![wheel_id.clone()],
+            builder: Arc::new(SitePackagesBuilder {
+                wheel_target: wheel_id,
+                out_root: out.join("site-packages").join(xtask_repo::SHARED_LIB),
+            }),
         });
 
         // The Python bases as resolved for this run: upstream (pinned by digest), or the
@@ -312,10 +269,10 @@ impl Project {
         let service_python = bases.service.arg();
         if bases.lambda.is_stand_in() || bases.service.is_stand_in() {
             targets.push(Target {
-                id: PYTHON_BASE_ID.into(),
+                id: names.python_base_image().to_owned(),
                 deps: vec![],
                 builder: Arc::new(PythonBaseBuilder {
-                    repository: PYTHON_BASE_ID.into(),
+                    repository: names.python_base_image().to_owned(),
                     recipe_dir: self.root.join(&self.config.python_base.recipe),
                     work_dir: out.join("tmp"),
                     platform: platform.clone(),
@@ -330,35 +287,40 @@ impl Project {
         };
 
         // lambda-base copies the installed tree into the base's site-packages: no RUN.
-        let mut base_deps = vec![SITE_PACKAGES_ID.to_owned()];
+        let lambda_base = names.lambda_base_image();
+        let mut base_deps = vec![site_packages_id.clone()];
         base_deps.extend(python_dep(&lambda_python));
         targets.push(self.image_target(
-            LAMBDA_BASE_ID,
+            lambda_base,
             base_deps,
-            &self.root.join("lambdas/base"),
+            &repo.lambda_base,
             BTreeMap::from([("PYTHON_BASE".to_owned(), lambda_python)]),
-            vec![ContextFrom::new(SITE_PACKAGES_ID, "site-packages")],
+            vec![ContextFrom::new(&site_packages_id, "site-packages")],
             &builders,
-            ));
+        ));
 
-        for name in self.lambdas()? {
+        for lambda in &repo.lambdas {
             targets.push(self.image_target(
-                &lambda_image(&name),
-                vec![LAMBDA_BASE_ID.to_owned()],
-                &self.root.join("lambdas").join(&name),
-                BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(LAMBDA_BASE_ID.into()))]),
+                &lambda.image,
+                vec![lambda_base.to_owned()],
+                &lambda.context,
+                BTreeMap::from([("BASE_IMAGE".to_owned(), ArgValue::Target(lambda_base.to_owned()))]),
                 vec![],
                 &builders,
             ));
         }
 
-        for name in self.services()? {
-            let dir = self.root.join("services").join(&name);
-            let wheels_id = format!("wheels:{name}");
-            let source = match read_project(&dir)?.0 {
-                Some(package) => WheelhouseSource::Workspace { package, members: self.member_closure(&dir)? },
-                None if dir.join("requirements.txt").is_file() => WheelhouseSource::Requirements(dir.join("requirements.txt")),
-                None => bail!("service {name} has neither a pyproject.toml nor a requirements.txt; add one so its wheels can be gathered"),
+        for service in &repo.services {
+            let wheels_id = names.wheelhouse_target(&service.name);
+            let source = match &service.source {
+                Some(ServiceSource::Workspace { project, members }) => {
+                    WheelhouseSource::Workspace { package: project.clone(), members: members.iter().map(|m| repo.path(m)).collect() }
+                }
+                Some(ServiceSource::Requirements(file)) => WheelhouseSource::Requirements(repo.path(file)),
+                None => bail!(
+                    "service {} has neither a pyproject.toml nor a requirements.txt; add one so its wheels can be gathered",
+                    service.name
+                ),
             };
             targets.push(Target {
                 id: wheels_id.clone(),
@@ -366,16 +328,16 @@ impl Project {
                 builder: Arc::new(WheelhouseBuilder {
                     workspace_root: self.root.clone(),
                     source,
-                    out_root: out.join("wheelhouses").join(&name),
+                    out_root: out.join("wheelhouses").join(&service.name),
                     uv: self.uv(),
                 }),
             });
             let mut deps = vec![wheels_id.clone()];
             deps.extend(python_dep(&service_python));
             targets.push(self.image_target(
-                &service_image(&name),
+                &service.image,
                 deps,
-                &dir,
+                &service.context,
                 BTreeMap::from([("PYTHON_BASE".to_owned(), service_python.clone())]),
                 vec![ContextFrom::new(wheels_id, "wheels")],
                 &builders,
@@ -384,7 +346,6 @@ impl Project {
         Ok(targets)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -397,11 +358,11 @@ mod tests {
     }
 
     #[test]
-    fn image_names_follow_the_project_name() {
-        let project = crate::deployment::project_name();
-        assert_eq!(LAMBDA_BASE_ID, lambda_image("base"));
-        assert_eq!(PYTHON_BASE_ID, format!("{project}/python-base"));
-        assert_eq!(service_image("backend"), format!("{project}/backend"));
+    fn the_forwarded_names_are_the_models() {
+        let names = xtask_repo::names();
+        assert_eq!(lambda_base_id(), lambda_image("base"));
+        assert_eq!(lambda_image("health-check"), names.lambda_image("health-check"));
+        assert_eq!(service_image("backend"), format!("{}/backend", names.project()));
     }
 
     #[test]
@@ -414,9 +375,45 @@ mod tests {
         write(root, "libs/b/pyproject.toml", "[project]\nname = \"trad-b\"\ndependencies = [\"trad-a\", \"fastapi[all]>=0.1\"]\n");
         write(root, "libs/c/pyproject.toml", "[project]\nname = \"trad-c\"\n");
         write(root, "services/s/pyproject.toml", "[project]\nname = \"svc\"\ndependencies = [\"trad_b ; python_version >= '3.11'\"]\n");
+        write(root, "services/s/Dockerfile", "FROM x\n");
         let project = Project::locate(Some(root)).unwrap();
-        let closure = project.member_closure(&project.root.join("services/s")).unwrap();
-        let rel: Vec<String> = closure.iter().map(|p| p.strip_prefix(&project.root).unwrap().to_string()).collect();
-        assert_eq!(rel, ["libs/a", "libs/b", "services/s"]);
+        let source = project.repository().unwrap().service("s").unwrap().source.clone();
+        let Some(ServiceSource::Workspace { project: name, members }) = source else { panic!("{source:?}") };
+        assert_eq!(name, "svc");
+        assert_eq!(members, ["libs/a", "libs/b", "services/s"]);
+    }
+
+    #[test]
+    fn the_target_graph_is_made_from_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        write(root, "xtask.toml", "");
+        write(root, "lambdas/base/Dockerfile", "FROM x\n");
+        write(root, "lambdas/alpha/Dockerfile", "FROM x\n");
+        write(root, "services/web/Dockerfile", "FROM x\n");
+        write(root, "services/web/requirements.txt", "x==1\n");
+        let project = Project::locate(Some(root)).unwrap();
+        let bases = Bases::pinned(&project.config.python_base).unwrap();
+        let targets = project.targets_with(&Arc::new(DockerEngine::new()), &bases, None).unwrap();
+        let graph: Vec<(&str, Vec<&str>)> = targets.iter().map(|t| (t.id.as_str(), t.deps.iter().map(String::as_str).collect())).collect();
+        let names = xtask_repo::names();
+        let (site, base) = (names.site_packages_target(xtask_repo::SHARED_LIB), names.lambda_base_image());
+        let (alpha, web) = (names.lambda_image("alpha"), names.service_image("web"));
+        assert_eq!(
+            graph,
+            [
+                (xtask_repo::SHARED_LIB, vec![]),
+                (site.as_str(), vec![xtask_repo::SHARED_LIB]),
+                (base, vec![site.as_str()]),
+                (alpha.as_str(), vec![base]),
+                ("wheels:web", vec![]),
+                (web.as_str(), vec!["wheels:web"]),
+            ]
+        );
+        // A service that states no Python dependencies fails the graph, by name.
+        fs::remove_file(root.join("services/web/requirements.txt")).unwrap();
+        let project = Project::locate(Some(root)).unwrap();
+        let e = project.targets_with(&Arc::new(DockerEngine::new()), &bases, None).err().unwrap().to_string();
+        assert!(e.contains("service web has neither a pyproject.toml nor a requirements.txt"), "{e}");
     }
 }

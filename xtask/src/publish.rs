@@ -66,11 +66,22 @@ pub struct RegistryCache<'a> {
     found: Mutex<HashMap<(String, String), Option<Manifest>>>,
     /// `docker login` runs once, and only when a push or pull needs it.
     login: std::sync::OnceLock<Result<(), String>>,
+    /// The repository whose compute stack's published image manifest records each image
+    /// published (see [`xtask_pulumi::images::record_published`]); `None` records nothing.
+    manifest_root: Option<camino::Utf8PathBuf>,
 }
 
 impl<'a> RegistryCache<'a> {
     pub fn new(registry: &'a dyn Registry) -> Self {
-        RegistryCache { registry, found: Mutex::default(), login: std::sync::OnceLock::new() }
+        RegistryCache { registry, found: Mutex::default(), login: std::sync::OnceLock::new(), manifest_root: None }
+    }
+
+    /// Records every image this run publishes in the published image manifest of the
+    /// repository at `root` (`infra/compute/.image-manifests/<registry>.json`), so the
+    /// compute program deploys exactly what was pushed, whoever runs it.
+    pub fn recording_digests_in(mut self, root: &camino::Utf8Path) -> Self {
+        self.manifest_root = Some(root.to_owned());
+        self
     }
 
     /// Logs Docker in to the registry, once per run.
@@ -114,6 +125,11 @@ impl RemoteCache for RegistryCache<'_> {
             }
         }
         Ok(hits)
+    }
+
+    fn recheck(&self, id: &str, kind: &str, hash: &InputHash) -> Result<Option<RemoteHit>> {
+        self.forget(id);
+        Ok(self.lookup(&[(id, kind, hash)])?.remove(id))
     }
 }
 
@@ -248,7 +264,9 @@ pub fn publish_planned(
     let local_image = Some(output.artifact.as_str()).filter(|a| a.starts_with("sha256:"));
     let assembled = output.detail.get(xtask_image::assembler::DETAIL_BUILDER).map(String::as_str) == Some(xtask_image::assembler::ASSEMBLED);
     let mut blobs = None;
-    let (manifest, action) = match &planned.push {
+    // Planned as a push, but another run put it in the registry meanwhile: only tags.
+    let meanwhile = local_image.is_none() && !assembled && output.pushed.contains_key(&name);
+    let (manifest, action) = match planned.push.as_ref().filter(|_| !meanwhile) {
         Some(_) if assembled => {
             let (m, counts) = push_assembled(item, output, cache, assembler)?;
             blobs = Some(counts);
@@ -270,6 +288,11 @@ pub fn publish_planned(
     tags.extend(planned.tags.iter().cloned());
     if local_image.is_some() {
         store.record_pushed(&item.id, &item.input_hash, &name, &manifest.digest)?;
+    }
+    // The image is now `latest` in the registry: the compute stack's manifest says so.
+    if let Some(root) = &cache.manifest_root {
+        xtask_pulumi::images::record_published(root, &name, &item.id, &manifest.digest)
+            .map_err(|e| anyhow::anyhow!("{} is published, but its digest was not recorded: {e}; publish again", item.id))?;
     }
     Ok(Published { id: item.id.clone(), registry: name, action, digest: manifest.digest, tags, note: planned.note.clone(), blobs })
 }

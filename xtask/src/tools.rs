@@ -31,6 +31,9 @@ use crate::target_dir::target_dir;
 /// The uv release every command uses.
 pub const UV_VERSION: &str = "0.13.9";
 
+/// The cargo-fuzz release `cargo xtask fuzz` runs.
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 static OFFLINE: AtomicBool = AtomicBool::new(false);
 
 /// Turns offline mode on for this process (`--offline`).
@@ -166,6 +169,26 @@ impl Toolbox {
             Ok(())
         })?;
         Ok(uv)
+    }
+
+    /// cargo-fuzz, built from crates.io with its own lock file (`cargo install --locked`)
+    /// on first use, by the Cargo that built this tool. Only `cargo xtask fuzz` needs it,
+    /// so `tools` and `doctor`, which cover what builds and tests need, do not list it.
+    pub fn cargo_fuzz(&self) -> Result<Utf8PathBuf> {
+        let dir = self.dir.join(format!("cargo-fuzz-{CARGO_FUZZ_VERSION}"));
+        let exe = dir.join("bin/cargo-fuzz");
+        let what = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
+        self.provision(&what, &format!("cargo-fuzz=={CARGO_FUZZ_VERSION}"), &dir, |dir| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            Cmd::new(cargo, format!("install {what} from crates.io (about a minute of compiling)"))
+                .args(["install", "--locked", "--quiet", "--root", dir.as_str(), "--version", CARGO_FUZZ_VERSION, "cargo-fuzz"])
+                .run()?;
+            if !exe.is_file() {
+                bail!("cargo installed {what} but {exe} is missing");
+            }
+            Ok(())
+        })?;
+        Ok(exe)
     }
 
     /// The environment of a locked dependency group (its `bin/` holds the programs).

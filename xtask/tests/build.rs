@@ -283,6 +283,31 @@ fn the_engine_is_a_cache_when_the_state_is_lost_and_promised_tags_are_restored()
 }
 
 #[test]
+fn the_run_is_drawn_as_a_timeline_page_and_a_step_summary_gantt() {
+    let f = Fixture::new(&["alpha", "beta"]);
+    let page = f.path().join("timeline.html");
+    let summary = f.path().join("summary.md");
+    let out = f.xtask_env(
+        &["lambda-build-all", "--timeline", page.to_str().unwrap()],
+        &[("GITHUB_ACTIONS", "true"), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let html = fs::read_to_string(&page).unwrap();
+    assert_eq!(html.matches("<rect ").count(), 5, "one bar per target");
+    assert!(html.contains("5 built, 0 up to date, 0 failed"), "{html}");
+    for id in ["tradai-common", "tradai/lambda-base", "tradai/lambda-alpha", "tradai/lambda-beta"] {
+        assert!(html.contains(&format!("<title>{id} — built in ")), "{id} has a bar");
+    }
+    let md = fs::read_to_string(&summary).unwrap();
+    assert!(md.contains("```mermaid\ngantt\n") && md.contains("    section built\n    tradai-common :active, "), "{md}");
+
+    // A run with nothing to do: every target a short grey mark.
+    let out = f.xtask(&["lambda-build-all", "--timeline", page.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read_to_string(&page).unwrap().contains("0 built, 5 up to date, 0 failed; 0 ms of building"));
+}
+
+#[test]
 fn state_lives_in_the_cargo_target_directory() {
     let f = Fixture::new(&["alpha"]);
     let elsewhere = tempfile::tempdir().unwrap();

@@ -112,3 +112,31 @@ fn doctor_reports_every_prerequisite_and_exits_by_what_builds_need() {
 fn line_of(table: &str, name: &str) -> String {
     table.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name} row:\n{table}")).to_owned()
 }
+
+#[test]
+fn root_before_a_seed_alias_reaches_the_aliased_command() {
+    // A repository elsewhere, run from a folder with no xtask.toml above it: only --root
+    // can find it, and the alias must still be recognised behind the global options.
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(repo.path().join("xtask.toml"), "").unwrap();
+    let dir = repo.path().to_str().unwrap();
+    let root_eq = format!("--root={dir}");
+    let lines: [Vec<&str>; 4] = [
+        vec!["--root", dir, "infra-preview-edge", "dev"],
+        vec![&root_eq, "infra-preview-edge", "dev"],
+        vec!["-v", "--root", dir, "--offline", "infra-preview-edge", "dev"],
+        vec!["infra-preview-edge", "--root", dir, "dev"],
+    ];
+    for args in &lines {
+        let out = Command::new(bin()).args(args).current_dir("/").env("PATH", "/usr/bin:/bin").output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        // infra-preview edge dev ran in that repository, and stopped at its first check.
+        assert!(err.contains("the `pulumi` executable was not found on PATH"), "{args:?}: {err}");
+        assert!(!err.contains("unknown command"), "{args:?}: {err}");
+    }
+    // The root given is the one used.
+    let out =
+        Command::new(bin()).args(["--root", "/nonexistent-xtask-root", "infra-preview-edge", "dev"]).current_dir("/").output().unwrap();
+    assert!(stderr(&out).contains("--root /nonexistent-xtask-root does not exist"), "{}", stderr(&out));
+}

@@ -88,6 +88,14 @@ impl Repo {
             write(&format!("services/{name}/Dockerfile"), "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY wheels/ /opt/wheels/\n");
             write(&format!("services/{name}/requirements.txt"), "six==1.16.0\n");
         }
+        // Files unique to this repository in lambda-base's and each service's context:
+        // its images get hashes of their own, so the engine, shared by every test, never
+        // hands one test the images another built.
+        let id = format!("{}\n", root.display());
+        write("lambdas/base/.fixture-id", &id);
+        for name in SERVICES {
+            write(&format!("services/{name}/.fixture-id"), &id);
+        }
         for stack in ["persistent", "foundation", "compute", "edge"] {
             copy_program(&repo_root().join("infra").join(stack), &root.join("infra").join(stack));
         }
@@ -122,6 +130,16 @@ impl Repo {
     }
 
     fn run_with_path(&self, args: &[&str], env: &[(&str, &str)], path: &str) -> Output {
+        self.command_with_path(args, env, path).output().expect("xtask runs")
+    }
+
+    /// The command [`Repo::run`] runs, to start it in the background.
+    fn command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let path = format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap_or_default());
+        self.command_with_path(args, env, &path)
+    }
+
+    fn command_with_path(&self, args: &[&str], env: &[(&str, &str)], path: &str) -> Command {
         let mut c = Command::new(support::bin());
         // The machine's environment (its TLS settings reach PyPI for the image builds),
         // minus everything that would change what the commands read.
@@ -136,7 +154,7 @@ impl Repo {
         for (k, v) in env {
             c.env(k, v);
         }
-        c.output().expect("xtask runs")
+        c
     }
 
     /// Every logged invocation, in order.
@@ -255,15 +273,31 @@ fn assert_ok(out: &Output) {
     assert!(out.status.success(), "expected success, got {:?}\nstdout:\n{}\nstderr:\n{}", out.status, stdout(out), stderr(out));
 }
 
-/// Fails with exactly one line on stderr, which contains every needle.
+/// The line every infra command prints once its settings are checked: which backend it uses.
+const BACKEND_LINE: &str = "state backend: ";
+
+/// Fails with exactly one line on stderr (besides the backend line), which contains every
+/// needle.
 #[track_caller]
 fn assert_one_line_error(out: &Output, needles: &[&str]) {
     assert!(!out.status.success(), "expected failure, got success\nstderr:\n{}", stderr(out));
     let err = stderr(out);
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty() && !l.starts_with(BACKEND_LINE)).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{err}");
     for n in needles {
         assert!(lines[0].contains(n), "{n:?} not in: {}", lines[0]);
+    }
+}
+
+/// Fails, and the last line on stderr is the error, with every needle.
+#[track_caller]
+fn assert_fails_with(out: &Output, needles: &[&str]) {
+    assert!(!out.status.success(), "expected failure, got success\nstderr:\n{}", stderr(out));
+    let err = stderr(out);
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: "), "the last line is not the error:\n{err}");
+    for n in needles {
+        assert!(last.contains(n), "{n:?} not in: {last}");
     }
 }
 
@@ -292,10 +326,14 @@ fn bootstrap_runs_every_layer_in_order_with_backups_and_the_image_manifest() {
     assert!(saw.contains("clean") && !saw.contains("passphrase"), "docker ran, and never with the passphrase: {saw:?}");
     assert_eq!(layers_run(&out), ["persistent", "foundation", "lambda-images", "service-images", "compute", "edge"]);
     assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute", "up edge"], "{:?}", repo.steps());
-    // Each stack: a state backup (export), created on first use, previewed, then deployed.
+    // Each stack: a state backup (export), created on first use, previewed, deployed, then
+    // its state read (export) for the record that lets the next run skip it.
     let steps = repo.steps();
     let persistent: Vec<&String> = steps.iter().filter(|s| s.ends_with(" persistent")).collect();
-    assert_eq!(persistent, ["stack export persistent", "stack init persistent", "stack export persistent", "preview persistent", "up persistent"]);
+    assert_eq!(
+        persistent,
+        ["stack export persistent", "stack init persistent", "stack export persistent", "preview persistent", "up persistent", "stack export persistent"]
+    );
     // The image layers built and pushed every image to the same registry, in this process.
     let err = stderr(&out);
     for image in ["tradai/lambda-base", "tradai/lambda-health-check", "tradai/lambda-drift-monitor", "tradai/backend"] {
@@ -350,8 +388,9 @@ fn bootstrap_stops_at_the_failing_layer_and_resumes_with_from() {
     let last = err.lines().last().unwrap();
     assert!(last.starts_with("error: infra-bootstrap dev stopped at layer compute:"), "{err}");
     assert!(last.contains("`cargo xtask infra-bootstrap dev --from compute`"), "{last}");
-    assert!(last.contains("(pulumi exited with status 4)"), "{last}");
-    assert!(err.contains("creating Lambda Function"), "pulumi's own error is shown: {err}");
+    // Pulumi reports a failed resource on stdout and exits 1; its reason reaches the error line.
+    assert!(last.contains("(pulumi exited with status 1): aws:lambda/function:Function (health-check): creating Lambda Function"), "{last}");
+    assert!(err.contains("Diagnostics:"), "pulumi's own output is shown as it comes: {err}");
     assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute"]);
     assert!(!repo.steps().iter().any(|s| s.ends_with(" edge")), "nothing ran for edge: {:?}", repo.steps());
 
@@ -447,13 +486,14 @@ fn prod_changes_without_confirmation_are_refused() {
         &["infra-up-foundation", "prod"],
         &["infra-bootstrap", "prod"],
         &["infra-destroy", "edge", "prod", "--yes"],
-        &["infra-recover", "edge", "prod"],
+        &["infra-recover", "edge", "prod", "--cancel"],
+        &["infra-recover", "edge", "prod", "--write"],
     ] {
         let out = repo.run(args, &[]);
         assert!(!out.status.success(), "{args:?}");
         let err = stderr(&out);
         assert!(err.contains("prod") && err.contains("without confirmation; pass --yes-prod"), "{args:?}: {err}");
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| !l.starts_with(BACKEND_LINE)).count(), 1, "{args:?}: {err}");
     }
     assert!(repo.log().is_empty(), "nothing reached pulumi: {:?}", repo.steps());
     let out = repo.run(&["infra-up", "persistent", "prod", "--yes-prod"], &[]);
@@ -467,7 +507,8 @@ fn a_persistent_preview_with_a_replacement_stops_infra_up_unless_allowed() {
     assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
     repo.clear_log();
     let replace = [("PULUMI_DOUBLE_PREVIEW_OPS", "persistent:replace")];
-    let out = repo.run(&["infra-up", "persistent", "dev"], &replace);
+    // Its inputs are unchanged (the replacement stands for drift): --force previews it.
+    let out = repo.run(&["infra-up", "persistent", "dev", "--force"], &replace);
     assert!(!out.status.success());
     let err = stderr(&out);
     let last = err.lines().last().unwrap();
@@ -479,7 +520,7 @@ fn a_persistent_preview_with_a_replacement_stops_infra_up_unless_allowed() {
     // Other stacks are not guarded.
     assert_ok(&repo.run(&["infra-up", "foundation", "dev"], &[("PULUMI_DOUBLE_PREVIEW_OPS", "replace")]));
     // And persistent proceeds when allowed.
-    assert_ok(&repo.run(&["infra-up", "persistent", "dev", "--allow-replace"], &replace));
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev", "--allow-replace", "--force"], &replace));
     assert_eq!(repo.state("persistent", "dev")["updates"], 2);
 }
 
@@ -541,10 +582,16 @@ fn unknown_names_missing_settings_and_a_missing_pulumi_are_one_line_errors_with_
     repo.write_env("S3_PULUMI_BACKEND_URL=\nPULUMI_CONFIG_PASSPHRASE=\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n");
     assert_one_line_error(
         &repo.run(&["infra-up", "persistent", "dev"], &[]),
-        &["missing settings for pulumi: PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE);", "set them in infra/.env", "infra-setup"],
+        &[
+            "missing settings for pulumi: S3_PULUMI_BACKEND_URL (the shared state backend",
+            "--local-state",
+            "PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE);",
+            "set them in infra/.env",
+            "infra-setup",
+        ],
     );
     // ... and the process environment fills it in (it wins over the file).
-    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)]));
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev", "--local-state"], &[("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)]));
     // A malformed line names the line, not its value.
     repo.write_env(&format!("PULUMI_CONFIG_PASSPHRASE=\"{PASSPHRASE}\nAWS_PROFILE=tradai\n"));
     let out = repo.run(&["infra-outputs", "persistent", "dev"], &[]);
@@ -558,17 +605,63 @@ fn unknown_names_missing_settings_and_a_missing_pulumi_are_one_line_errors_with_
 }
 
 #[test]
-fn the_default_backend_is_local_files_under_target_and_prod_refuses_it() {
+fn no_backend_stops_every_environment_and_local_state_is_only_used_when_asked() {
     let repo = Repo::new();
-    repo.write_env(&format!("PULUMI_CONFIG_PASSPHRASE={PASSPHRASE}\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n"));
-    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
-    assert!(repo.path().join("target/pulumi-state/.pulumi/stacks/tradai-persistent/dev.json").is_file());
-    let out = repo.run(&["infra-up", "persistent", "prod", "--yes-prod"], &[]);
-    assert_one_line_error(&out, &["prod would use the local state backend", "set S3_PULUMI_BACKEND_URL"]);
+    repo.write_env(&format!("S3_PULUMI_BACKEND_URL=\nPULUMI_CONFIG_PASSPHRASE={PASSPHRASE}\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n"));
+    // dev and staging too: nothing configured is never a silent local default.
+    for args in [&["infra-up", "persistent", "dev"][..], &["infra-up", "persistent", "staging"], &["infra-preview", "dev"], &["infra-outputs", "edge", "dev"], &["infra-recover", "edge", "dev"], &["infra-destroy", "edge", "dev", "--yes"]] {
+        assert_one_line_error(&repo.run(args, &[]), &["missing settings for pulumi: S3_PULUMI_BACKEND_URL (the shared state backend"]);
+    }
+    assert!(repo.log().is_empty(), "nothing reached pulumi: {:?}", repo.steps());
+    assert!(!repo.path().join("target/pulumi-state").exists());
+
+    // --local-state: a folder under the target directory, said so on one line.
+    let out = repo.run(&["infra-up", "persistent", "dev", "--local-state"], &[]);
+    assert_ok(&out);
+    let state = repo.path().join("target/pulumi-state");
+    let line = format!("{BACKEND_LINE}file://{} (--local-state: on this machine only)", state.display());
+    assert_eq!(stderr(&out).lines().filter(|l| l.starts_with(BACKEND_LINE)).collect::<Vec<_>>(), [line.as_str()], "{}", stderr(&out));
+    assert!(state.join(".pulumi/stacks/tradai-persistent/dev.json").is_file());
+    // Prod's state lives only in the shared backend.
+    let out = repo.run(&["infra-up", "persistent", "prod", "--yes-prod", "--local-state"], &[]);
+    assert_one_line_error(&out, &["--local-state keeps state on this machine, and prod's state lives only in the shared backend", "set S3_PULUMI_BACKEND_URL"]);
+    // --local-state beside a configured backend is a conflict, not a silent choice.
+    repo.write_env(&format!("S3_PULUMI_BACKEND_URL=file://{}\nPULUMI_CONFIG_PASSPHRASE={PASSPHRASE}\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n", repo.path().join("state").display()));
+    assert_one_line_error(&repo.run(&["infra-outputs", "persistent", "dev", "--local-state"], &[]), &["--local-state and S3_PULUMI_BACKEND_URL both name a state backend"]);
+    // Every infra command that runs pulumi names its backend, from the variable.
+    for args in [&["infra-outputs", "persistent", "dev"][..], &["infra-recover", "persistent", "dev"], &["infra-preview", "persistent", "dev"]] {
+        let out = repo.run(args, &[]);
+        let want = format!("{BACKEND_LINE}file://{} (from S3_PULUMI_BACKEND_URL)", repo.path().join("state").display());
+        assert!(stderr(&out).lines().any(|l| l == want), "{args:?}: {}", stderr(&out));
+    }
 }
 
 #[test]
-fn a_locked_stack_points_to_infra_recover_which_releases_it_and_shows_drift() {
+fn the_backend_line_never_shows_a_credential() {
+    let repo = Repo::new();
+    // A backend URL with credentials (a Postgres DIY backend): the double cannot use it,
+    // but the line is printed before any pulumi call, and the failure is redacted too.
+    repo.write_env(&format!("S3_PULUMI_BACKEND_URL=postgres://deploy:s3cr3t-pw@db.internal/pulumi?sslmode=require&password=s3cr3t-pw\nPULUMI_CONFIG_PASSPHRASE={PASSPHRASE}\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n"));
+    let out = repo.run(&["infra-outputs", "persistent", "dev"], &[]);
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l == "state backend: postgres://***@db.internal/pulumi?sslmode=require&password=*** (from S3_PULUMI_BACKEND_URL)"), "{err}");
+    assert!(!err.contains("s3cr3t-pw") && !stdout(&out).contains("s3cr3t-pw"), "{err}");
+}
+
+/// Writes a DIY lock for `stack`/dev as Pulumi does, taken `age_secs` ago (UTC, RFC 3339).
+fn write_lock(repo: &Repo, stack: &str, age_secs: u64) -> PathBuf {
+    let dir = repo.path().join(format!("state/.pulumi/locks/organization/tradai-{stack}/dev"));
+    fs::create_dir_all(&dir).unwrap();
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+    let out = Command::new("date").args(["-u", "-d"]).arg(format!("@{}", then.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs())).arg("+%Y-%m-%dT%H:%M:%S.123456789Z").output().unwrap();
+    let ts = String::from_utf8(out.stdout).unwrap();
+    let path = dir.join("5f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f.json");
+    fs::write(&path, format!(r#"{{"pid":7,"username":"ci","hostname":"runner","timestamp":"{}"}}"#, ts.trim())).unwrap();
+    path
+}
+
+#[test]
+fn a_lock_is_shown_with_owner_and_age_and_released_only_with_cancel() {
     let repo = Repo::new();
     assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
     // An update dies and leaves its lock.
@@ -577,36 +670,70 @@ fn a_locked_stack_points_to_infra_recover_which_releases_it_and_shows_drift() {
     assert!(stderr(&out).lines().last().unwrap().contains("infra-recover foundation dev"), "{}", stderr(&out));
     repo.clear_log();
     let out = repo.run(&["infra-up", "foundation", "dev"], &[]);
-    assert_one_line_error(&out, &["stack foundation/dev is locked by another update (held by", "run `cargo xtask infra-recover foundation dev`"]);
+    assert_one_line_error(&out, &["stack foundation/dev is locked by another update (held by ", " ago)", "`cargo xtask infra-recover foundation dev` shows who holds the lock"]);
     assert!(repo.log().is_empty(), "the lock is found before any pulumi call");
 
+    // Without --cancel: the lock's owner and age, the drift, and nothing released.
     let out = repo.run(&["infra-recover", "foundation", "dev"], &[("PULUMI_DOUBLE_DRIFT", "foundation")]);
     assert_ok(&out);
     let err = stderr(&out);
-    assert!(err.contains("foundation/dev: removed the lock (held by"), "{err}");
+    assert!(err.contains("foundation/dev: locked by ") && err.contains(" ago ("), "{err}");
+    assert!(err.contains("release it with `cargo xtask infra-recover foundation dev --cancel`"), "{err}");
+    assert!(err.contains("(by hand: `PULUMI_BACKEND_URL='file://") && err.contains("pulumi cancel --yes --stack dev --cwd infra/foundation`)"), "{err}");
     assert!(err.contains("the cloud differs from the state: 1 to update"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(repo.steps(), ["refresh foundation"], "no cancel");
+    assert_eq!(fs::read_dir(repo.path().join("state/.pulumi/locks/organization/tradai-foundation/dev")).unwrap().count(), 1);
+
+    // --cancel: the crashed update's lock is seconds old, younger than the default 15m.
+    let out = repo.run(&["infra-recover", "foundation", "dev", "--cancel"], &[]);
+    assert_fails_with(&out, &["refusing to release the lock of foundation/dev: it is ", "younger than --min-lock-age 15m,", "rerun with --force"]);
+    assert!(stderr(&out).contains("foundation/dev: locked by "), "the lock is shown first");
+    // --min-lock-age 0 (or --force) releases it.
+    repo.clear_log();
+    let out = repo.run(&["infra-recover", "foundation", "dev", "--cancel", "--min-lock-age", "0"], &[]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("foundation/dev: lock released"), "{}", stderr(&out));
     assert_eq!(repo.steps(), ["cancel foundation", "refresh foundation"]);
     assert_eq!(repo.state("foundation", "dev")["refreshes"], 0, "no state was written");
 
     let out = repo.run(&["infra-recover", "foundation", "dev", "--write"], &[]);
     assert_ok(&out);
+    assert!(stderr(&out).contains("foundation/dev: not locked"), "{}", stderr(&out));
     assert_eq!(repo.state("foundation", "dev")["refreshes"], 1);
-    assert_ok(&repo.run(&["infra-up", "foundation", "dev"], &[]));
+    assert_ok(&repo.run(&["infra-up", "foundation", "dev", "--force"], &[]));
     assert_eq!(repo.state("foundation", "dev")["updates"], 2);
 }
 
 #[test]
-fn recover_releases_a_lock_left_by_another_process() {
+fn recover_refuses_a_young_lock_or_one_of_unknown_age_unless_forced() {
     let repo = Repo::new();
     assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
-    let lock = repo.path().join("state/.pulumi/locks/organization/tradai-persistent/dev");
-    fs::create_dir_all(&lock).unwrap();
-    fs::write(lock.join("x.json"), r#"{"pid": 7, "username": "ci", "hostname": "runner", "timestamp": "t"}"#).unwrap();
+    // A colleague's update, 3 minutes old: refused at the default age, released past a
+    // smaller one.
+    let lock = write_lock(&repo, "persistent", 180);
     let out = repo.run(&["infra-recover", "persistent", "dev"], &[]);
     assert_ok(&out);
-    assert!(stderr(&out).contains("removed the lock (held by ci@runner, pid 7, since t)"), "{}", stderr(&out));
-    assert!(!lock.join("x.json").exists());
+    assert!(stderr(&out).contains("persistent/dev: locked by ci@runner (pid 7) since "), "{}", stderr(&out));
+    assert!(stderr(&out).contains(", 3m"), "the age: {}", stderr(&out));
+    assert_fails_with(&repo.run(&["infra-recover", "persistent", "dev", "--cancel"], &[]), &["it is 3m", "younger than --min-lock-age 15m,"]);
+    assert!(lock.exists());
+    assert_one_line_error(&repo.run(&["infra-recover", "persistent", "dev", "--cancel", "--min-lock-age", "forever"], &[]), &["`forever` is not a duration"]);
+    assert_ok(&repo.run(&["infra-recover", "persistent", "dev", "--cancel", "--min-lock-age", "2m"], &[]));
+    assert!(!lock.exists());
+    // An hour old: released at the default age.
+    let lock = write_lock(&repo, "persistent", 3600);
+    assert_ok(&repo.run(&["infra-recover", "persistent", "dev", "--cancel"], &[]));
+    assert!(!lock.exists());
+    // A lock whose time cannot be read: only with --force.
+    let lock = write_lock(&repo, "persistent", 0);
+    fs::write(&lock, r#"{"pid": 7, "username": "ci", "hostname": "runner", "timestamp": "t"}"#).unwrap();
+    assert_fails_with(&repo.run(&["infra-recover", "persistent", "dev", "--cancel"], &[]), &["its age cannot be read here", "--force"]);
+    assert!(lock.exists());
+    assert_ok(&repo.run(&["infra-recover", "persistent", "dev", "--cancel", "--force"], &[]));
+    assert!(!lock.exists());
+    // --force means nothing without --cancel.
+    assert!(stderr(&repo.run(&["infra-recover", "persistent", "dev", "--force"], &[])).contains("--cancel"));
 }
 
 #[test]
@@ -707,6 +834,206 @@ fn the_passphrase_never_appears_in_output_logs_files_or_argv() {
     }
 }
 
+#[test]
+fn recovery_instructions_run_nothing_and_are_all_the_deploy_workflow_does_on_failure() {
+    let repo = Repo::new();
+    let summary = repo.path().join("summary.md");
+    let env = [("GITHUB_ACTIONS", "true"), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let out = repo.run(&["infra-recover", "compute", "prod", "--instructions"], &env);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.starts_with("Deployment of compute to prod failed. Nothing was released"), "{err}");
+    assert!(err.contains("release the lock: `cargo xtask infra-recover compute prod --cancel`") && err.contains("(prod: add `--yes-prod`)"), "{err}");
+    assert!(err.contains("::error title=Infrastructure deployment failed::no lock was released"), "{err}");
+    assert!(fs::read_to_string(&summary).unwrap().starts_with("### Deployment of compute to prod failed"));
+    assert!(repo.log().is_empty(), "nothing ran");
+    // After a failed infra-bootstrap the workflow does not know the stack: `all`.
+    let out = repo.run(&["infra-recover", "all", "dev", "--instructions"], &[]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("`cargo xtask infra-recover <stack> dev --cancel`"), "{}", stderr(&out));
+    assert_one_line_error(&repo.run(&["infra-recover", "all", "dev"], &[]), &["infra-recover works on one stack"]);
+    assert!(stderr(&repo.run(&["infra-recover", "edge", "dev", "--instructions", "--cancel"], &[])).contains("cannot be used with"));
+    // The deploy workflow: every infra-recover it runs only prints the instructions.
+    let workflow = fs::read_to_string(repo_root().join(".github/workflows/deploy-infra.yml")).unwrap();
+    let calls: Vec<&str> = workflow.lines().filter(|l| l.contains("cargo xtask infra-recover")).collect();
+    assert!(!calls.is_empty(), "the workflow prints the recovery instructions");
+    for call in calls {
+        assert!(call.contains("--instructions") && !call.contains("--cancel"), "{call}");
+    }
+}
+
+/// Starts `args` in the background and waits until the double's `up` of `stack`/dev holds
+/// its lock (it runs slowly: `PULUMI_DOUBLE_UP_DELAY_MS`).
+fn start_slow_up(repo: &Repo, stack: &str, args: &[&str]) -> std::process::Child {
+    let mut c = repo.command(args, &[("PULUMI_DOUBLE_UP_DELAY_MS", "700")]);
+    let child = c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let locks = repo.path().join(format!("state/.pulumi/locks/organization/tradai-{stack}/dev"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while fs::read_dir(&locks).map_or(0, Iterator::count) == 0 {
+        assert!(std::time::Instant::now() < deadline, "pulumi up of {stack} never took its lock");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Into the first resource step.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    assert!(Command::new("kill").args([name, &child.id().to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn sigint_during_up_reaches_pulumi_which_cancels_and_releases_the_lock_and_the_tool_exits_130() {
+    let repo = Repo::new();
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
+    let child = start_slow_up(&repo, "foundation", &["infra-up", "foundation", "dev"]);
+    // SIGINT to the tool alone (pulumi runs in a process group of its own, as a Ctrl-C
+    // typed at the terminal would reach only the tool).
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("xtask: SIGINT received; passed on to pulumi"), "{err}");
+    // The tool kept reading pulumi's output until it exited: pulumi's own lines are there.
+    assert!(err.contains("^C received; cancelling. If you would like to terminate immediately, press ^C again."), "{err}");
+    assert!(err.contains("error: update cancelled"), "{err}");
+    let last = err.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "error: stopped on SIGINT: pulumi, run to deploy for foundation/dev, got it and exited with status 8 (update cancelled); it released the stack's lock"
+    );
+    let locks = repo.path().join("state/.pulumi/locks/organization/tradai-foundation/dev");
+    assert_eq!(fs::read_dir(&locks).unwrap().count(), 0, "no lock left behind");
+    assert_eq!(repo.state("foundation", "dev")["updates"], 0, "the update did not complete");
+    // Nothing to recover: the next deploy just runs.
+    assert_ok(&repo.run(&["infra-up", "foundation", "dev"], &[]));
+    assert_eq!(repo.state("foundation", "dev")["updates"], 1);
+}
+
+#[test]
+fn sigterm_during_bootstrap_stops_it_with_143_and_no_lock() {
+    let repo = Repo::new();
+    let child = start_slow_up(&repo, "persistent", &["infra-bootstrap", "dev", "--from", "persistent", "--registry", "127.0.0.1:9"]);
+    signal(&child, "-TERM");
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("SIGTERM received; cancelling."), "{err}");
+    let last = err.lines().last().unwrap();
+    assert!(last.starts_with("error: infra-bootstrap dev stopped at layer persistent: stopped on SIGTERM: pulumi, run to deploy for persistent/dev"), "{last}");
+    assert!(last.contains("it released the stack's lock") && last.contains("--from persistent"), "{last}");
+    assert!(!repo.steps().iter().any(|s| s.ends_with(" foundation")), "nothing ran after the signal: {:?}", repo.steps());
+    assert_eq!(fs::read_dir(repo.path().join("state/.pulumi/locks/organization/tradai-persistent/dev")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failed_previews_reason_reaches_the_user() {
+    let repo = Repo::new();
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
+    // Pulumi reports a resource that fails in a preview on stdout (in the digest's
+    // diagnostics), exits 1 and says nothing on stderr; the reason is still the error's.
+    for legacy in ["0", "1"] {
+        let env = [("PULUMI_DOUBLE_FAIL", "persistent:preview"), ("PULUMI_DOUBLE_LEGACY_EXIT", legacy)];
+        let out = repo.run(&["infra-preview", "persistent", "dev"], &env);
+        assert!(!out.status.success());
+        let status = if legacy == "1" { "255" } else { "1" };
+        let want = format!(
+            "persistent/dev: preview failed: failed to preview the changes for persistent/dev (pulumi exited with status {status}): aws:s3/bucketV2:BucketV2 (configs): Preview failed: creating S3 Bucket (tradai-configs-dev): InvalidBucketName"
+        );
+        assert!(stderr(&out).contains(&want), "{}", stderr(&out));
+        assert!(stderr(&out).lines().last().unwrap().contains("InvalidBucketName"), "{}", stderr(&out));
+    }
+    // The same preview inside infra-up.
+    let out = repo.run(&["infra-up", "persistent", "dev", "--force"], &[("PULUMI_DOUBLE_FAIL", "persistent:preview")]);
+    assert_fails_with(&out, &["failed to preview the changes for persistent/dev (pulumi exited with status 1):", "InvalidBucketName"]);
+    // A StackReference to a stack that was never deployed: told which, and how to deploy it.
+    // (edge exists, created by hand; foundation, which it reads, does not.)
+    let init = Command::new(double_exe())
+        .args(["stack", "init", "--stack", "dev", "--non-interactive", "--cwd"])
+        .arg(repo.path().join("infra/edge"))
+        .env("PULUMI_BACKEND_URL", format!("file://{}", repo.path().join("state").display()))
+        .env("PULUMI_CONFIG_PASSPHRASE", PASSPHRASE)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let out = repo.run(&["infra-preview", "edge", "dev"], &[]);
+    let last = stderr(&out).lines().last().unwrap().to_owned();
+    assert!(
+        last.contains("failed to preview the changes for edge/dev: it reads the outputs of foundation/dev, which does not exist in this state backend")
+            && last.contains("deploy it first with `cargo xtask infra-up foundation dev`"),
+        "{last}"
+    );
+}
+
+#[test]
+fn destroy_lists_what_stays_and_keeps_protected_resources() {
+    let repo = Repo::new();
+    let flags = [("PULUMI_DOUBLE_PROTECT", "foundation:rds"), ("PULUMI_DOUBLE_RETAIN", "foundation:sqs")];
+    for stack in ["persistent", "foundation"] {
+        assert_ok(&repo.run(&["infra-up", stack, "dev"], &flags));
+    }
+    repo.clear_log();
+    let out = repo.run(&["infra-destroy", "foundation", "dev", "--yes"], &[]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("foundation/dev: 2 resource(s) stay after the destroy:"), "{err}");
+    let line = |needle: &str| err.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no {needle} line in {err}")).to_owned();
+    assert!(line("tradai:index:Module::rds").ends_with("protected: not deleted, and stays in the state"), "{err}");
+    assert!(line("tradai:index:Module::sqs").ends_with("retain-on-delete: removed from the state, left in the cloud"), "{err}");
+    assert!(err.contains("pulumi destroy runs with --exclude-protected"), "{err}");
+    // The list comes from the backup, before the destroy; pulumi is told to keep them.
+    assert_eq!(repo.steps(), ["stack export foundation", "destroy foundation"]);
+    let destroy = repo.log().into_iter().find(|e| e["argv"][0] == "destroy").unwrap();
+    assert!(destroy["argv"].as_array().unwrap().iter().any(|a| a == "--exclude-protected"), "{destroy}");
+    let left: Vec<String> = repo.state("foundation", "dev")["resources"].as_array().unwrap().iter().map(|r| r["urn"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(left, ["urn:pulumi:dev::tradai-foundation::tradai:index:Module::rds"]);
+    assert!(err.lines().any(|l| l == "foundation/dev: destroyed, except the 2 resource(s) listed above"), "{err}");
+
+    // A stack with nothing protected: no list, no --exclude-protected.
+    let repo = Repo::new();
+    for stack in ["persistent", "foundation"] {
+        assert_ok(&repo.run(&["infra-up", stack, "dev"], &[]));
+    }
+    repo.clear_log();
+    let out = repo.run(&["infra-destroy", "foundation", "dev", "--yes"], &[]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("stay after the destroy"), "{}", stderr(&out));
+    let destroy = repo.log().into_iter().find(|e| e["argv"][0] == "destroy").unwrap();
+    assert!(!destroy["argv"].as_array().unwrap().iter().any(|a| a == "--exclude-protected"), "{destroy}");
+    assert!(stderr(&out).lines().any(|l| l == "foundation/dev: destroyed"), "{}", stderr(&out));
+}
+
+#[test]
+fn diff_and_pulumi_verbose_pass_through_to_pulumi() {
+    let repo = Repo::new();
+    let env = [("PULUMI_DOUBLE_PREVIEW_OPS", "persistent:update")];
+    let out = repo.run(&["infra-up", "persistent", "dev", "--diff", "--pulumi-verbose", "9"], &env);
+    assert_ok(&out);
+    let argv = |word: &str| -> Vec<String> {
+        let e = repo.log().into_iter().find(|e| e["argv"][0] == word).unwrap_or_else(|| panic!("no {word} call"));
+        e["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
+    };
+    for word in ["preview", "up"] {
+        let a = argv(word);
+        for flag in ["--diff", "--logtostderr", "-v=9"] {
+            assert!(a.contains(&flag.to_owned()), "{word}: {a:?}");
+        }
+    }
+    // The backup gets the logs too, but --diff only goes where Pulumi has it.
+    let export = argv("stack");
+    assert!(export.contains(&"-v=9".to_owned()) && !export.contains(&"--diff".to_owned()), "{export:?}");
+    let err = stderr(&out);
+    assert!(err.lines().any(|l| l.starts_with('I') && l.contains(" double.go:1] pulumi double") && l.contains("verbosity 9")), "pulumi's logs are shown: {err}");
+    assert!(err.contains("persistent/dev: what each change touches (--diff):"), "{err}");
+    assert!(err.contains("tradai:index:Module::cloudtrail: tags.Owner (update)"), "{err}");
+    assert_one_line_error(&repo.run(&["infra-preview", "persistent", "dev", "--pulumi-verbose", "0"], &[]), &["--pulumi-verbose"]);
+    // destroy takes them too.
+    assert_ok(&repo.run(&["infra-up", "foundation", "dev"], &[]));
+    repo.clear_log();
+    assert_ok(&repo.run(&["infra-destroy", "foundation", "dev", "--yes", "--diff"], &[]));
+    assert!(argv("destroy").contains(&"--diff".to_owned()));
+}
+
 /// Creates ECR repositories `create` in moto and puts an image tagged `latest` into each
 /// of `put`; returns the digest moto gives each put image.
 fn seed_ecr(moto: &Moto, create: &[String], put: &[String]) -> std::collections::BTreeMap<String, String> {
@@ -800,4 +1127,252 @@ fn bootstrap_publishes_real_images_that_compute_then_pins() {
     for (up, stack) in ups.iter().zip(["persistent", "foundation", "compute", "edge"]) {
         assert!(up.contains(&format!("infra/{stack}")), "{up}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The published image manifest, preview summaries, and stacks skipped by input hash.
+// ---------------------------------------------------------------------------------------
+
+/// The published manifest publishing to `reg` wrote, as JSON.
+fn published_manifest(repo: &Repo, reg: &TestRegistry) -> Value {
+    let path = repo.path().join(format!("infra/compute/.image-manifests/{}.json", reg.host.replace(':', "_")));
+    serde_json::from_str(&fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn publishing_records_the_pushed_digests_where_the_compute_program_reads_them() {
+    let repo = Repo::new();
+    let reg = TestRegistry::start();
+    assert_ok(&repo.run(&["lambda-bootstrap", "--registry", &reg.host], &[]));
+    let lambdas = published_manifest(&repo, &reg);
+    assert_eq!(lambdas["registry"], reg.host.as_str());
+    let images = lambdas["images"].as_object().unwrap();
+    let mut expected = vec!["tradai/lambda-base".to_owned()];
+    expected.extend(LAMBDAS.iter().map(|l| format!("tradai/lambda-{l}")));
+    expected.sort();
+    assert_eq!(images.keys().cloned().collect::<Vec<_>>(), expected);
+    for (repository, digest) in images {
+        assert_eq!(Some(digest.as_str().unwrap().to_owned()), reg.digest(repository, "latest"), "{repository}: the digest `latest` points at");
+    }
+    // The service push adds its image to the same file; the Lambda entries stay.
+    assert_ok(&repo.run(&["service-push-all", "--registry", &reg.host], &[]));
+    let all = published_manifest(&repo, &reg);
+    assert_eq!(all["images"]["tradai/backend"].as_str(), reg.digest("tradai/backend", "latest").as_deref());
+    assert_eq!(all["images"]["tradai/lambda-health-check"], lambdas["images"]["tradai/lambda-health-check"]);
+    // The folder keeps itself out of git.
+    assert_eq!(fs::read_to_string(repo.path().join("infra/compute/.image-manifests/.gitignore")).unwrap().lines().last(), Some("*"));
+    // A handler edit republishes that Lambda; the manifest follows the registry.
+    fs::write(repo.path().join("lambdas/health-check/handler.py"), "def lambda_handler(event, context):\n    return {'v': 2}\n").unwrap();
+    assert_ok(&repo.run(&["lambda-push-all", "--registry", &reg.host], &[]));
+    let after = published_manifest(&repo, &reg);
+    assert_ne!(after["images"]["tradai/lambda-health-check"], lambdas["images"]["tradai/lambda-health-check"]);
+    assert_eq!(after["images"]["tradai/lambda-health-check"].as_str(), reg.digest("tradai/lambda-health-check", "latest").as_deref());
+    assert_eq!(after["images"]["tradai/lambda-drift-monitor"], lambdas["images"]["tradai/lambda-drift-monitor"]);
+}
+
+/// Deploys the four stacks with `infra-up` (images from `reg`).
+fn deploy_all(repo: &Repo, reg: &TestRegistry) {
+    for stack in ["persistent", "foundation", "compute", "edge"] {
+        assert_ok(&repo.run(&["infra-up", stack, "dev", "--registry", &reg.host], &[]));
+    }
+}
+
+#[test]
+fn preview_counts_reach_the_terminal_json_step_summary_and_pr_comment() {
+    let repo = Repo::new();
+    let reg = repo.registry_with_images(&[]);
+    deploy_all(&repo, &reg);
+    // One of each change, as the double's previews report them in `changeSummary`: a
+    // module added to foundation (create), one removed from edge (delete), an update of
+    // persistent and a replacement in compute.
+    fs::write(repo.path().join("infra/foundation/modules/extra.py"), "EXTRA = 1\n").unwrap();
+    fs::remove_file(repo.path().join("infra/edge/modules/waf.py")).unwrap();
+    let summary = repo.path().join("step-summary.md");
+    let comment = repo.path().join("preview-dev.md");
+    let env = [("PULUMI_DOUBLE_PREVIEW_OPS", "persistent:update,compute:replace"), ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap())];
+    let out = repo.run(&["infra-preview", "dev", "--json", "--registry", &reg.host, "--pr-comment", comment.to_str().unwrap()], &env);
+    assert_ok(&out);
+    let expected = [("persistent", [0, 1, 0, 0]), ("foundation", [1, 0, 0, 0]), ("compute", [0, 0, 0, 1]), ("edge", [0, 0, 1, 0])];
+    // The terminal: one row per stack.
+    let err = stderr(&out);
+    for (stack, [c, u, d, r]) in expected {
+        let row = err.lines().find(|l| l.split_whitespace().next() == Some(stack) && l.contains("changes")).unwrap_or_else(|| panic!("no row for {stack}:\n{err}"));
+        assert_eq!(row.split_whitespace().collect::<Vec<_>>(), [stack, &c.to_string(), &u.to_string(), &d.to_string(), &r.to_string(), "changes"]);
+    }
+    // --json.
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for (i, (stack, [c, u, d, r])) in expected.iter().enumerate() {
+        let s = &v["stacks"][i];
+        assert_eq!(s["stack"], *stack);
+        assert_eq!((&s["counts"]["create"], &s["counts"]["update"], &s["counts"]["delete"], &s["counts"]["replace"]), (&Value::from(*c), &Value::from(*u), &Value::from(*d), &Value::from(*r)), "{s}");
+    }
+    // The GitHub step summary and the pull request comment: the same Markdown table.
+    let summary = fs::read_to_string(&summary).unwrap();
+    let comment_text = fs::read_to_string(&comment).unwrap();
+    assert_eq!(comment_text.lines().next(), Some("<!-- cargo-xtask infra-preview dev -->"));
+    for text in [&summary, &comment_text] {
+        assert!(text.contains("### Pulumi preview: dev"), "{text}");
+        for (stack, [c, u, d, r]) in expected {
+            assert!(text.contains(&format!("| `{stack}` | {c} | {u} | {d} | {r} | changes |")), "{stack} in:\n{text}");
+        }
+    }
+
+    // Posting it: `gh` (a recording stand-in first on PATH) lists the comments, finds no
+    // earlier preview of dev and adds one; the next time it replaces that one.
+    let gh_log = repo.path().join("gh.log");
+    let found = repo.path().join("gh-found");
+    fs::write(
+        repo.bin.join("gh"),
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nif [ \"$1\" = api ] && [ \"$2\" = --paginate ]; then cat '{}' 2>/dev/null; fi\nexit 0\n",
+            gh_log.display(),
+            found.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(repo.bin.join("gh"), fs::Permissions::from_mode(0o755)).unwrap();
+    let post = ["infra-pr-comment", comment.to_str().unwrap(), "--pr", "7", "--repo", "tradai/monorepo"];
+    assert_ok(&repo.run(&post, &[]));
+    fs::write(&found, "4242\n").unwrap();
+    assert_ok(&repo.run(&post, &[]));
+    let calls: Vec<String> = fs::read_to_string(&gh_log).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(calls.len(), 4, "{calls:#?}");
+    assert!(calls[0].starts_with("api --paginate repos/tradai/monorepo/issues/7/comments --jq ") && calls[0].contains("<!-- cargo-xtask infra-preview dev -->"), "{}", calls[0]);
+    assert_eq!(calls[1], format!("pr comment 7 --repo tradai/monorepo --body-file {}", comment.display()));
+    assert_eq!(calls[3], format!("api --method PATCH repos/tradai/monorepo/issues/comments/4242 -F body=@{}", comment.display()));
+    // A file that is not a preview comment is refused before gh runs.
+    fs::write(&comment, "hello\n").unwrap();
+    assert_one_line_error(&repo.run(&post, &[]), &["was not written by `cargo xtask infra-preview --pr-comment`"]);
+}
+
+/// The calls `pulumi` got, as words: `up edge`, `stack export compute`, ...
+fn calls_of(repo: &Repo, word: &str) -> Vec<String> {
+    repo.steps().into_iter().filter(|s| s.starts_with(word)).collect()
+}
+
+#[test]
+fn bootstrap_twice_on_an_unchanged_tree_makes_no_second_up() {
+    let repo = Repo::new();
+    let reg = TestRegistry::start();
+    let started = std::time::Instant::now();
+    let first = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &[]);
+    let first_time = started.elapsed();
+    assert_ok(&first);
+    assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute", "up edge"]);
+    assert!(stderr(&first).contains("persistent/dev: deploying: no record here of a successful up"), "{}", stderr(&first));
+    repo.clear_log();
+
+    let started = std::time::Instant::now();
+    let second = repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host], &[]);
+    let second_time = started.elapsed();
+    assert_ok(&second);
+    // No `up`, no preview: one state read per stack, to check nobody changed it since.
+    assert_eq!(repo.ups(), Vec::<String>::new(), "{:?}", repo.steps());
+    assert_eq!(repo.steps(), ["stack export persistent", "stack export foundation", "stack export compute", "stack export edge"]);
+    let err = stderr(&second);
+    for stack in ["persistent", "foundation", "compute", "edge"] {
+        assert!(err.contains(&format!("{stack}/dev: skipped: its inputs and its state are those of its last up here")), "{stack}:\n{err}");
+    }
+    assert!(err.contains("all 6 layer(s) done (4 stack(s) skipped as unchanged)"), "{err}");
+    for stack in ["persistent", "foundation", "compute", "edge"] {
+        assert_eq!(repo.state(stack, "dev")["updates"], 1, "{stack}");
+    }
+    // --force deploys them all again.
+    repo.clear_log();
+    let started = std::time::Instant::now();
+    assert_ok(&repo.run(&["infra-bootstrap", "dev", "--registry", &reg.host, "--force"], &[]));
+    let forced_time = started.elapsed();
+    assert_eq!(repo.ups(), ["up persistent", "up foundation", "up compute", "up edge"]);
+    // The numbers for the report (shown with --no-capture).
+    println!(
+        "infra-bootstrap dev through the double: first run {:.2} s, second run (unchanged) {:.2} s, unchanged with --force {:.2} s",
+        first_time.as_secs_f64(),
+        second_time.as_secs_f64(),
+        forced_time.as_secs_f64()
+    );
+}
+
+#[test]
+fn an_edit_deploys_its_stack_and_the_stacks_whose_upstream_outputs_changed() {
+    let repo = Repo::new();
+    let reg = repo.registry_with_images(&[]);
+    deploy_all(&repo, &reg);
+    // A program edit that leaves foundation's outputs as they were: foundation deploys;
+    // compute and edge read the same outputs and stay skipped.
+    let vpc = repo.path().join("infra/foundation/modules/vpc.py");
+    fs::write(&vpc, format!("{}\n# a comment\n", fs::read_to_string(&vpc).unwrap())).unwrap();
+    repo.clear_log();
+    let dry = repo.run(&["infra-up", "foundation", "dev", "--dry-run", "--explain"], &[]);
+    assert_ok(&dry);
+    assert!(stdout(&dry).starts_with("foundation/dev: would deploy: infra/foundation/modules/vpc.py modified since its last up ("), "{}", stdout(&dry));
+    assert!(repo.log().is_empty(), "a dry run calls nothing");
+    let out = repo.run(&["infra-up", "foundation", "dev", "--registry", &reg.host, "--explain"], &[]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("foundation/dev: deploying: infra/foundation/modules/vpc.py modified since its last up"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\n    infra/foundation/modules/vpc.py modified\n"), "--explain lists the change: {}", stderr(&out));
+    for stack in ["compute", "edge", "persistent"] {
+        repo.clear_log();
+        let out = repo.run(&["infra-up", stack, "dev", "--registry", &reg.host], &[]);
+        assert_ok(&out);
+        assert!(stderr(&out).contains(&format!("{stack}/dev: skipped")), "{stack}: {}", stderr(&out));
+        assert_eq!(repo.ups(), Vec::<String>::new(), "{stack}");
+    }
+
+    // A module added to foundation changes its outputs (the double counts resources in
+    // them): foundation deploys, and so do compute and edge, which read them; persistent,
+    // upstream of it, does not.
+    fs::write(repo.path().join("infra/foundation/modules/extra.py"), "EXTRA = 1\n").unwrap();
+    for (stack, deploys) in [("persistent", false), ("foundation", true), ("compute", true), ("edge", true)] {
+        repo.clear_log();
+        let out = repo.run(&["infra-up", stack, "dev", "--registry", &reg.host, "--explain"], &[]);
+        assert_ok(&out);
+        assert_eq!(repo.ups().len(), usize::from(deploys), "{stack}: {}", stderr(&out));
+        if stack == "compute" {
+            assert!(stderr(&out).contains("compute/dev: deploying: the outputs of foundation changed since its last up"), "{}", stderr(&out));
+        }
+    }
+    // An edit of the shared package is an input of every stack.
+    let shared = repo.path().join("infra/shared/tradai_infra_shared/config.py");
+    fs::create_dir_all(shared.parent().unwrap()).unwrap();
+    fs::write(&shared, "X = 1\n").unwrap();
+    repo.clear_log();
+    let dry = repo.run(&["infra-bootstrap", "dev", "--dry-run", "--registry", &reg.host], &[]);
+    assert_ok(&dry);
+    let err = stderr(&dry);
+    assert!(err.contains("persistent  would deploy: infra/shared/tradai_infra_shared/config.py added since its last up"), "{err}");
+    assert!(err.contains("edge        would deploy: infra/shared/tradai_infra_shared/config.py added"), "{err}");
+    assert!(repo.log().is_empty(), "a dry run calls nothing");
+}
+
+#[test]
+fn a_lost_record_or_a_state_changed_elsewhere_deploys_again() {
+    let repo = Repo::new();
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
+    repo.clear_log();
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
+    assert_eq!(repo.ups(), Vec::<String>::new());
+    // Another machine (another target folder, so no record of ours) deploys persistent.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let other = repo.path().join("other-target");
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[("CARGO_TARGET_DIR", other.to_str().unwrap())]));
+    repo.clear_log();
+    let out = repo.run(&["infra-up", "persistent", "dev"], &[]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("its state is not the one its last up here left"), "{}", stderr(&out));
+    assert_eq!(repo.ups(), ["up persistent"]);
+    // The record lost: it deploys, and records again.
+    fs::remove_dir_all(repo.path().join("target/xtask/pulumi-stacks")).unwrap();
+    repo.clear_log();
+    let out = repo.run(&["infra-up", "persistent", "dev"], &[]);
+    assert!(stderr(&out).contains("deploying: no record here of a successful up against this state backend"), "{}", stderr(&out));
+    assert_eq!(repo.ups(), ["up persistent"]);
+    // Another backend is another deployment.
+    repo.write_env(&format!(
+        "S3_PULUMI_BACKEND_URL=file://{}\nPULUMI_CONFIG_PASSPHRASE='{PASSPHRASE}'\nAWS_PROFILE=tradai\nAWS_REGION=eu-central-1\n",
+        repo.path().join("state2").display()
+    ));
+    repo.clear_log();
+    assert_ok(&repo.run(&["infra-up", "persistent", "dev"], &[]));
+    assert_eq!(repo.ups(), ["up persistent"]);
+    assert!(calls_of(&repo, "stack init").len() == 1);
 }

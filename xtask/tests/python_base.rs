@@ -32,12 +32,20 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
         return;
     }
     assert!(out.status.success(), "{err}");
-    assert!(err.contains("building the Debian-based stand-in tradai/python-base"), "it says so: {err}");
-    assert!(err.contains("could not be pulled"), "and why: {err}");
+    assert!(err.contains("could not be pulled"), "it says why: {err}");
     let t = parse_targets(&out.stdout);
     let ids: Vec<&str> = t.iter().map(|(id, _, _)| id.as_str()).collect();
     assert_eq!(ids, ["tradai-common", "site-packages:tradai-common", "tradai/python-base", "tradai/lambda-base", "tradai/lambda-alpha"]);
-    assert_eq!(with_status(&t, "built").len(), 5);
+    // The stand-in is built once per machine: a test that ran before may have built it
+    // for the same recipe, and then the engine's copy (tagged with its hash) is used.
+    let stand_in = &t[2].2;
+    if stand_in["status"] == "built" {
+        assert!(err.contains("building the Debian-based stand-in tradai/python-base"), "it says so: {err}");
+        assert_eq!(with_status(&t, "built").len(), 5);
+    } else {
+        assert!(stand_in["reason"].as_str().unwrap().starts_with("found in the Docker engine as tradai/python-base:inputs-"), "{stand_in}");
+        assert_eq!(with_status(&t, "built").len(), 4);
+    }
 
     // The stand-in has the upstream Lambda image's layout: `python3` on PATH is
     // /var/lang/bin/python3 (Python 3.11) whose packages, the runtime interface client and

@@ -133,6 +133,23 @@ boto3.client("autoscaling").create_auto_scaling_group(AutoScalingGroupName="trad
     }
     let steps = text.lines().filter(|l| l.trim_start().split_once(". ").is_some_and(|(n, _)| n.parse::<u32>().is_ok())).count();
     assert_eq!(steps, 21 + 17 + 2 + 1, "every step numbered:\n{text}");
+    // `--json` lists the same steps, the redeploys included, as the build commands do.
+    let json = run(&["rollback", "v1.0.0", "--dry-run", "--json"]);
+    assert!(json.status.success(), "{}", stderr(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("stdout is one JSON object");
+    let listed: Vec<(String, String)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["action"].as_str().unwrap().to_owned(), s["target"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(listed.len(), steps, "{report}");
+    assert_eq!(listed.iter().filter(|(a, _)| a == "tag").count(), 21, "{report}");
+    assert_eq!(listed.iter().filter(|(a, _)| a == "update-function").count(), 17, "{report}");
+    let redeploys: Vec<&str> = listed.iter().filter(|(a, _)| a == "redeploy").map(|(_, t)| t.as_str()).collect();
+    assert_eq!(redeploys, ["tradai-dry-run-trading-dev", "tradai-live-trading-dev", "tradai-consolidated-dev"], "{report}");
+    assert!(report["steps"].as_array().unwrap().iter().all(|s| s["reason"].as_str().is_some_and(|r| !r.is_empty())), "{report}");
+    assert_eq!(report["notes"][0], "backend runs on the consolidated EC2 host in dev", "{report}");
     // Nothing changed.
     for repo in repositories() {
         assert_eq!(reg.digest(&repo, "latest").as_deref(), Some(v2[&repo].as_str()));

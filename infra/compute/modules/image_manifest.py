@@ -1,13 +1,23 @@
 """Image digests handed over by the build tool.
 
-``cargo xtask lambda-bootstrap`` (and the service pushes) write a JSON manifest of what
-they pushed, keyed by ECR repository name::
+The manifest is a JSON file keyed by ECR repository name::
 
     {"images": {"tradai/lambda-health-check": "sha256:<64 hex>", "tradai/backend": "sha256:..."}}
 
-Its path is taken from the ``TRADAI_IMAGE_MANIFEST`` environment variable, else from config
-``tradai-compute:image_manifest`` (relative to infra/compute). Lambda functions are pinned to
-these digests, so a deploy runs exactly the images that were built and pushed.
+Where it comes from, first match wins:
+
+1. ``TRADAI_IMAGE_MANIFEST``: ``cargo xtask infra-preview``/``infra-up``/``infra-bootstrap``
+   set it to the digests they just checked in the registry (at ``--image-tag``).
+2. Config ``tradai-compute:image_manifest`` (relative to infra/compute).
+3. The *published manifest* of the ECR registry this stack deploys from (account of the
+   caller, ``aws:region``): ``infra/compute/.image-manifests/<account>.dkr.ecr.<region>.amazonaws.com.json``.
+   Publishing writes it: ``cargo xtask lambda-bootstrap --registry ecr``,
+   ``lambda-push-all``, ``service-push``/``service-push-all`` record every image they make
+   ``latest`` there, so ``pulumi up`` run by hand in infra/compute after a publish deploys
+   exactly what was pushed.
+
+Lambda functions (and, with ``pin_service_images``, the services) are pinned to these
+digests, so a deploy runs exactly the images that were built and pushed.
 """
 
 from __future__ import annotations
@@ -15,26 +25,69 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 MANIFEST_ENV = "TRADAI_IMAGE_MANIFEST"
 CONFIG_KEY = "image_manifest"
-FIX = "run `cargo xtask lambda-bootstrap` to build and push the Lambda images and write the manifest"
+# Where publishing records digests, beside this program (the tool's images::PUBLISHED_DIR).
+PUBLISHED_DIR = Path(__file__).resolve().parent.parent / ".image-manifests"
+FIX = (
+    "publish the images with `cargo xtask lambda-bootstrap --registry ecr` (Lambda images) and "
+    "`cargo xtask service-push-all --registry ecr` (service images), which record their digests in "
+    f"infra/compute/.image-manifests/<registry>.json, read when {MANIFEST_ENV} is unset; or deploy with "
+    f"`cargo xtask infra-up compute <env>`, which checks the images and hands their digests over in {MANIFEST_ENV}"
+)
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class ImageManifestError(RuntimeError):
     """The image manifest is missing, malformed or lacks a required digest."""
 
 
-def manifest_path(config_value: str | None = None, base_dir: Path | None = None) -> Path | None:
-    """Where the manifest is: the environment variable wins over stack config."""
+def registry_file_name(registry: str) -> str:
+    """The published manifest's file name for a registry: the build tool's rule
+    (``images::published_file_name``): every character but ASCII letters, digits, ``.``,
+    ``_`` and ``-`` becomes ``_``."""
+    return _UNSAFE.sub("_", registry) + ".json"
+
+
+def ecr_registry(account_id: str, region: str) -> str:
+    """The ECR registry host of an account and region, as ECR's login names it."""
+    return f"{account_id}.dkr.ecr.{region}.amazonaws.com"
+
+
+def published_manifest_path(registry: str, directory: Path | None = None) -> Path:
+    """The manifest publishing to ``registry`` writes."""
+    return (directory or PUBLISHED_DIR) / registry_file_name(registry)
+
+
+def deployment_registry() -> str:
+    """The ECR registry this stack deploys from: the caller's account, the stack's region."""
+    import pulumi
+    import pulumi_aws as aws
+
+    region = pulumi.Config("aws").get("region")
+    if not region:
+        found = aws.get_region()
+        region = getattr(found, "region", None) or found.name
+    return ecr_registry(aws.get_caller_identity().account_id, region)
+
+
+def manifest_path(
+    config_value: str | None = None,
+    base_dir: Path | None = None,
+    registry: Callable[[], str] | None = None,
+) -> Path | None:
+    """Where the manifest is: the environment variable, else stack config, else the
+    published manifest of the registry the stack deploys from (``registry`` names it;
+    default: :func:`deployment_registry`)."""
     raw = os.environ.get(MANIFEST_ENV) or config_value
-    if not raw:
-        return None
-    path = Path(raw).expanduser()
-    return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+    if raw:
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else (base_dir or Path.cwd()) / path
+    return published_manifest_path((registry or deployment_registry)())
 
 
 def load_image_manifest(path: Path | None) -> dict[str, str]:
@@ -45,7 +98,13 @@ def load_image_manifest(path: Path | None) -> dict[str, str]:
             f"the build tool writes; {FIX}"
         )
     if not path.is_file():
-        raise ImageManifestError(f"image manifest {path} does not exist; {FIX}")
+        published = path.parent == PUBLISHED_DIR
+        what = (
+            f"{MANIFEST_ENV} is unset and no images were published to {path.stem} from this checkout (no {path})"
+            if published
+            else f"image manifest {path} does not exist"
+        )
+        raise ImageManifestError(f"{what}; {FIX}")
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:

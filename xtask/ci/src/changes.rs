@@ -1,6 +1,6 @@
 //! What a set of changed files affects: the test matrix entries to run (rules 1 to 5,
-//! derived from the [`Repo`] model and Python imports), and the images to rebuild (rule 6,
-//! handed in by the build engine), each with the reason.
+//! derived from the [`Repository`] model and its Python imports), and the images to
+//! rebuild (rule 6, handed in by the build engine), each with the reason.
 //!
 //! The rules, in the order they are applied:
 //! 1. A workspace file (`pyproject.toml`, `uv.lock`, `Cargo.*`, `.python-version`)
@@ -22,7 +22,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::repo::{LAMBDAS_DIR, Repo, WORKSPACE_FILES, coverage_threshold, is_test_file};
+use xtask_repo::{LAMBDAS_DIR, Repository, is_test_file};
+
+/// Files at the root that change every package's environment: any change to them runs
+/// the whole test matrix.
+pub const WORKSPACE_FILES: &[&str] = &["pyproject.toml", "uv.lock", "Cargo.toml", "Cargo.lock", ".python-version"];
 
 /// What a build target is, for the summary fields of [`Affected`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,10 +111,10 @@ pub struct Affected {
 }
 
 /// Everything affected, as on a push, a tag or a scheduled run.
-pub fn everything(repo: &Repo) -> Affected {
+pub fn everything(repo: &Repository) -> Affected {
     let mut a = Affected { all: true, ..Affected::default() };
     let why = "full run (--all)".to_owned();
-    for p in &repo.packages {
+    for p in repo.matrix() {
         a.reasons.entry(format!("package:{}", p.name)).or_default().push(why.clone());
     }
     a.lambda_tests = true;
@@ -121,8 +125,10 @@ pub fn everything(repo: &Repo) -> Affected {
     finish(repo, a)
 }
 
-/// What `changed` (paths relative to the root, `/`-separated) affects.
-pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
+/// What `changed` (paths relative to the root, `/`-separated) affects. Reads the
+/// repository's imports (once per model).
+pub fn analyze(repo: &Repository, changed: &[String]) -> Result<Affected, xtask_repo::Error> {
+    let imports = repo.imports()?;
     let mut a = Affected { changed_files: changed.to_vec(), ..Affected::default() };
     let hit = |a: &mut Affected, key: String, why: String| {
         let list = a.reasons.entry(key).or_default();
@@ -142,20 +148,20 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         let file = file.as_str();
         if WORKSPACE_FILES.contains(&file) {
             a.all = true;
-            for p in &repo.packages {
+            for p in repo.matrix() {
                 hit(&mut a, format!("package:{}", p.name), format!("workspace file {file}"));
             }
             hit(&mut a, "lambda-tests".into(), format!("workspace file {file}"));
             a.lambda_tests = true;
         }
-        for p in &repo.packages {
+        for p in repo.matrix() {
             let Some(rel) = under(file, &p.dir) else { continue };
             hit(&mut a, format!("package:{}", p.name), format!("own file {file}"));
             let packaged = rel == "pyproject.toml" || rel.starts_with("src/");
             if !packaged || is_test_file(rel) {
                 continue;
             }
-            match &repo.shared {
+            match &imports.shared {
                 Some(shared) if shared.package == p.name => match shared.module_of(rel) {
                     Some(m) if m != shared.import_name => {
                         shared_changed.insert(m.to_owned());
@@ -182,8 +188,7 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         if file.starts_with("docs/") || file.ends_with(".md") || file == "mkdocs.yml" {
             a.docs = true;
         }
-        if ["xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock"
-        {
+        if ["xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock" {
             a.rust = true;
         }
         if file.starts_with(".github/") {
@@ -192,13 +197,13 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
     }
 
     // Rule 3: the shared library, module by module.
-    if let Some(shared) = &repo.shared {
+    if let Some(shared) = &imports.shared {
         let affected_modules = shared.dependents(&shared_changed);
-        for p in &repo.packages {
+        for p in repo.matrix() {
             if p.name == shared.package {
                 continue;
             }
-            let watch = repo.shared_watch(&p.name);
+            let watch = imports.shared_watch(&p.name);
             if let Some(file) = &shared_whole
                 && !watch.is_empty()
             {
@@ -209,10 +214,11 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
                 hit(&mut a, format!("package:{}", p.name), format!("{} changed and it uses {m}", describe(&shared_changed)));
             }
         }
-        let lambda_hit = if shared_whole.is_some() && !repo.lambda_shared_imports.is_empty() {
+        let lambda_hit = if shared_whole.is_some() && !imports.lambda_shared_imports.is_empty() {
             shared_whole.clone()
         } else {
-            repo.lambda_shared_imports
+            imports
+                .lambda_shared_imports
                 .iter()
                 .find(|m| affected_modules.contains(*m))
                 .map(|m| format!("{} changed and the Lambdas use {m}", describe(&shared_changed)))
@@ -224,8 +230,8 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
     }
 
     // Rule 4: other libraries, whole.
-    for p in &repo.packages {
-        for dep in repo.transitive_deps(&p.name) {
+    for p in repo.matrix() {
+        for dep in imports.transitive_deps(&p.name) {
             if let Some(file) = libs_changed.get(&dep) {
                 hit(&mut a, format!("package:{}", p.name), format!("depends on {dep} ({file})"));
             }
@@ -233,14 +239,13 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
     }
 
     // Rule 5: integration.
-    if repo.package("integration").is_some() {
+    if repo.matrix().any(|s| s.kind == xtask_repo::SuiteKind::Integration) {
         let affected: Vec<&str> = repo
-            .packages
-            .iter()
+            .matrix()
             .filter(|p| p.name != "integration" && a.reasons.contains_key(&format!("package:{}", p.name)))
             .map(|p| p.name.as_str())
             .collect();
-        if let Some(shared) = &repo.shared
+        if let Some(shared) = &imports.shared
             && affected.contains(&shared.package.as_str())
         {
             hit(&mut a, "package:integration".into(), format!("{} is affected", shared.package));
@@ -250,13 +255,13 @@ pub fn analyze(repo: &Repo, changed: &[String]) -> Affected {
         }
     }
 
-    finish(repo, a)
+    Ok(finish(repo, a))
 }
 
 /// Sorts, deduplicates and derives the summary fields from the reasons.
-fn finish(repo: &Repo, mut a: Affected) -> Affected {
+fn finish(repo: &Repository, mut a: Affected) -> Affected {
     a.packages =
-        repo.packages.iter().filter(|p| a.all || a.reasons.contains_key(&format!("package:{}", p.name))).map(|p| p.name.clone()).collect();
+        repo.matrix().filter(|p| a.all || a.reasons.contains_key(&format!("package:{}", p.name))).map(|p| p.name.clone()).collect();
     if a.all {
         a.lambda_tests = true;
     }
@@ -265,8 +270,8 @@ fn finish(repo: &Repo, mut a: Affected) -> Affected {
         include: a
             .packages
             .iter()
-            .filter_map(|name| repo.package(name))
-            .map(|p| MatrixEntry { package: p.name.clone(), path: p.dir.clone(), coverage: coverage_threshold(&p.name) })
+            .filter_map(|name| repo.suite(name))
+            .map(|p| MatrixEntry { package: p.name.clone(), path: p.dir.clone(), coverage: p.coverage.unwrap_or_default() })
             .collect(),
     };
     a.any = !a.packages.is_empty();

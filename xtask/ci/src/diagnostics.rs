@@ -1,10 +1,10 @@
 //! Problems reported by the Python tools, parsed into file, line and message so that a
 //! failure names its file and GitHub can annotate it.
 //!
-//! Each parser reads the format the CI commands ask the tool for: ruff's `concise`
-//! output, `ruff format --check`, mypy without `pretty`, bandit's custom template, pytest's
-//! JUnit XML in the `xunit1` family (which carries `file` and `line`), and coverage.py's
-//! JSON report.
+//! Each parser reads the machine-readable format the CI commands ask the tool for: ruff's
+//! JSON (`ruff check` and `ruff format --check`), mypy's JSON lines, bandit's, actionlint's,
+//! zizmor's and check-jsonschema's JSON, pytest's JUnit XML in the `xunit1` family (which
+//! carries `file` and `line`, read with a real XML parser), and coverage.py's JSON report.
 
 use std::sync::OnceLock;
 
@@ -77,33 +77,25 @@ pub fn ruff_check(json: &str, root: &str) -> Vec<Diagnostic> {
         .collect()
 }
 
-/// `ruff format --check`: `Would reformat: path` (older releases) or an `unformatted:`
-/// block pointing at ` --> path:line:col` (newer ones).
-pub fn ruff_format(output: &str) -> Vec<Diagnostic> {
-    static ARROW: OnceLock<Regex> = OnceLock::new();
-    let arrow = re(&ARROW, r"^\s*--> (.+?):(\d+):(\d+)$");
-    let mut out = Vec::new();
-    for l in output.lines() {
-        if let Some(path) = l.strip_prefix("Would reformat: ") {
-            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(path.trim(), None, None));
-        } else if let Some(c) = arrow.captures(l.trim_end()) {
-            out.push(Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`").at(
-                &c[1],
-                c[2].parse().ok(),
-                c[3].parse().ok(),
-            ));
-        } else if let Some(rest) = l.strip_prefix("error: Failed to parse ") {
-            let (file, why) = rest.split_once(": ").unwrap_or((rest, "cannot be parsed"));
-            let mut parts = file.rsplitn(3, ':');
-            let (col, line, path) = (parts.next(), parts.next(), parts.next());
-            let d = Diagnostic::new("ruff format", why);
-            out.push(match path {
-                Some(path) => d.at(path, line.and_then(|l| l.parse().ok()), col.and_then(|c| c.parse().ok())),
-                None => d.at(file, None, None),
-            });
-        }
-    }
-    out
+/// `ruff format --check --output-format=json`: the same array as `ruff check`'s (the
+/// ruff uv.lock pins, 0.17, prints it without `--preview`). Each unformatted file is one
+/// `unformatted` finding at its first changed line; a file ruff cannot parse is an
+/// `invalid-syntax` finding with the reason.
+pub fn ruff_format(json: &str, root: &str) -> Vec<Diagnostic> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else { return Vec::new() };
+    items
+        .iter()
+        .map(|f| {
+            let file = f["filename"].as_str().unwrap_or_default();
+            let file = file.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(file);
+            let at = |k: &str| f["location"][k].as_u64().and_then(|n| u32::try_from(n).ok());
+            let d = match f["code"].as_str() {
+                Some("unformatted") | None => Diagnostic::new("ruff format", "file is not formatted; run `uv run ruff format`"),
+                Some(code) => Diagnostic::new(format!("ruff format {code}"), f["message"].as_str().unwrap_or_default()),
+            };
+            d.at(file, at("row"), at("column"))
+        })
+        .collect()
 }
 
 /// mypy with `-O json`: one JSON object a line, with `file`, `line`, `column` (0 or -1
@@ -119,7 +111,11 @@ pub fn mypy(json_lines: &str) -> Vec<Diagnostic> {
                 None => "mypy".to_owned(),
             };
             let n = |k: &str| e[k].as_i64().filter(|n| *n > 0).and_then(|n| u32::try_from(n).ok());
-            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(e["file"].as_str().unwrap_or_default(), n("line"), n("column"))
+            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(
+                e["file"].as_str().unwrap_or_default(),
+                n("line"),
+                n("column"),
+            )
         })
         .collect()
 }
@@ -159,7 +155,11 @@ pub fn actionlint(json: &str) -> Vec<Diagnostic> {
         .map(|e| {
             let title = e["kind"].as_str().map_or_else(|| "actionlint".to_owned(), |k| format!("actionlint [{k}]"));
             let n = |k: &str| e[k].as_u64().and_then(|n| u32::try_from(n).ok());
-            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(e["filepath"].as_str().unwrap_or_default(), n("line"), n("column"))
+            Diagnostic::new(title, e["message"].as_str().unwrap_or_default()).at(
+                e["filepath"].as_str().unwrap_or_default(),
+                n("line"),
+                n("column"),
+            )
         })
         .collect()
 }
@@ -278,7 +278,6 @@ pub fn coverage_percent(json: &str) -> Option<f64> {
     value.get("totals")?.get("percent_covered")?.as_f64()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,11 +295,18 @@ mod tests {
     }
 
     #[test]
-    fn ruff_format_both_styles() {
-        let new = "unformatted: File would be reformatted\n --> libs/a/src/x.py:2:1\n  |\n1 file would be reformatted\n";
-        let old = "Would reformat: libs/a/src/y.py\n1 file would be reformatted\n";
-        assert_eq!(ruff_format(new)[0].display(), "libs/a/src/x.py:2:1: ruff format: file is not formatted; run `uv run ruff format`");
-        assert_eq!(ruff_format(old)[0].file.as_deref(), Some("libs/a/src/y.py"));
+    fn ruff_format_json_findings() {
+        // As ruff 0.17 prints them (`ruff format --check --output-format=json`), abridged.
+        let out = r#"[
+          {"code": "invalid-syntax", "filename": "/repo/libs/a/src/broken.py", "location": {"column": 5, "row": 1}, "message": "Expected an identifier", "name": "invalid-syntax"},
+          {"code": "unformatted", "filename": "/repo/libs/a/src/x.py", "location": {"column": 3, "row": 2}, "message": "File would be reformatted", "name": "unformatted"}
+        ]"#;
+        let d = ruff_format(out, "/repo");
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].display(), "libs/a/src/broken.py:1:5: ruff format invalid-syntax: Expected an identifier");
+        assert_eq!(d[1].display(), "libs/a/src/x.py:2:3: ruff format: file is not formatted; run `uv run ruff format`");
+        assert!(ruff_format("[]", "/repo").is_empty());
+        assert!(ruff_format("1 file would be reformatted", "/repo").is_empty(), "text is not read");
     }
 
     #[test]

@@ -35,7 +35,8 @@ fn write_with_mode(path: &Utf8Path, bytes: &[u8], mode: u32) -> Result<()> {
         .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .with_context(|| format!("failed to create a temporary file in {dir}"))?;
-    tmp.write_all(bytes).with_context(|| format!("failed to write {}", tmp.path().display()))?;
+    // Through the file itself: `NamedTempFile`'s own writes repeat the path in the error.
+    tmp.as_file_mut().write_all(bytes).with_context(|| format!("failed to write {}", tmp.path().display()))?;
     tmp.as_file().sync_all().with_context(|| format!("failed to sync {}", tmp.path().display()))?;
     // On failure the error hands the temporary file back and dropping it removes it.
     tmp.persist(path).map_err(|e| e.error).with_context(|| format!("failed to replace {path}"))?;

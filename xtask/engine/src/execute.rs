@@ -2,11 +2,12 @@
 //! success in the state store the moment its output exists.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use crate::inputs::InputHash;
-use crate::plan::{BuildJob, Decision, Plan, PlanItem, Status, Target, TargetReport, changes_of};
+use crate::plan::{BuildJob, Decision, Plan, PlanItem, Presence, RemoteCache, Status, Target, TargetReport, changes_of};
 use crate::report::Progress;
 use crate::state::{Output, StateStore, TargetRecord, now_secs};
 
@@ -30,6 +31,43 @@ pub fn execute(plan: &Plan, targets: &[Target], store: &StateStore, opts: ExecOp
     execute_then(plan, targets, store, opts, progress, None)
 }
 
+/// Builds one target under the lock of its input hash, unless another run made the
+/// output while this one waited for the lock: then that output is used, with the skip
+/// reason. Either way the output is recorded the moment it is known to exist.
+type Built = (Output, Option<String>, Option<crate::buildlock::BuildLock>);
+
+fn build_once(
+    item: &PlanItem,
+    target: &Target,
+    job: &BuildJob<'_>,
+    store: &StateStore,
+    remote: Option<&(dyn RemoteCache + Sync)>,
+) -> anyhow::Result<Built> {
+    let lock = crate::buildlock::acquire(&item.input_hash)?;
+    let meanwhile = match store.load()?.targets.remove(&item.id) {
+        Some(rec) if rec.input_hash == item.input_hash && matches!(target.builder.presence(&rec.output)?, Presence::Present { .. }) => {
+            Some((rec.output, "built by another run meanwhile".to_owned()))
+        }
+        _ => {
+            let hit = match target.builder.adopt(&item.id, &item.input_hash)? {
+                Some(hit) => Some(hit),
+                None => match remote {
+                    Some(r) => r.recheck(&item.id, item.kind, &item.input_hash)?,
+                    None => None,
+                },
+            };
+            hit.map(|hit| (hit.output, format!("found in {}, made by another run meanwhile", hit.location)))
+        }
+    };
+    let (output, found) = match meanwhile {
+        Some((output, why)) => (output, Some(why)),
+        None => (target.builder.build(job)?, None),
+    };
+    let record = TargetRecord { input_hash: item.input_hash.clone(), inputs: item.inputs.clone(), output: output.clone(), recorded_at: now_secs() };
+    store.record(&item.id, record)?;
+    Ok((output, found, lock))
+}
+
 /// Records an adopted output and gives an output back the names it lacks.
 fn adopt_and_restore(item: &PlanItem, target: &Target, store: &StateStore, output: &Output, record: bool, restore: &[String]) -> anyhow::Result<()> {
     if !restore.is_empty() {
@@ -50,6 +88,20 @@ pub fn execute_then(
     opts: ExecOptions,
     progress: &Progress,
     after: Option<After<'_>>,
+) -> Vec<TargetReport> {
+    execute_with(plan, targets, store, opts, progress, after, None)
+}
+
+/// [`execute_then`], asking `remote` again right before each build whether another run
+/// has put the output there meanwhile (see [`crate::buildlock`]).
+pub fn execute_with(
+    plan: &Plan,
+    targets: &[Target],
+    store: &StateStore,
+    opts: ExecOptions,
+    progress: &Progress,
+    after: Option<After<'_>>,
+    remote: Option<&(dyn RemoteCache + Sync)>,
 ) -> Vec<TargetReport> {
     let by_id: HashMap<&str, &Target> = targets.iter().map(|t| (t.id.as_str(), t)).collect();
     let mut outputs: BTreeMap<String, (InputHash, Output)> = BTreeMap::new();
@@ -89,10 +141,32 @@ pub fn execute_then(
     }
 
     let jobs = opts.jobs.max(1);
+    let run_started = Instant::now();
     let mut stop = false;
+    let mut interrupt_stop = false;
+    // Ctrl-C or SIGTERM: no new build starts; those running finish (a `docker build`
+    // gets the terminal's Ctrl-C itself and stops); a second signal stops at once.
+    let interrupted = Arc::new(AtomicUsize::new(0));
+    let running_now = Arc::new(AtomicUsize::new(0));
+    let _signals = {
+        let (interrupted, running_now) = (interrupted.clone(), running_now.clone());
+        crate::interrupt::scope(move |signal| {
+            let name = crate::interrupt::signal_name(signal);
+            if interrupted.fetch_add(1, Ordering::SeqCst) == 0 {
+                eprintln!(
+                    "{name} received: no new build starts; waiting for the {} running to finish or stop (send {name} again to stop at once)",
+                    running_now.load(Ordering::SeqCst)
+                );
+            } else {
+                eprintln!("second {name}: stopping now; builds still running are not recorded");
+                crate::interrupt::default_action(signal);
+            }
+        })
+        .ok()
+    };
     std::thread::scope(|scope| {
         // `None` as the result: an `after` job of an up-to-date target finished.
-        let (tx, rx) = mpsc::channel::<(usize, Option<anyhow::Result<Output>>, f64)>();
+        let (tx, rx) = mpsc::channel::<(usize, Option<anyhow::Result<(Output, Option<String>)>>, f64, f64)>();
         let mut running = 0usize;
         loop {
             while running < jobs && !stop {
@@ -101,9 +175,10 @@ pub fn execute_then(
                 let Decision::Skip { output, .. } = &item.decision else { continue };
                 let (tx, after) = (tx.clone(), after.expect("follow-ups exist only with an after step"));
                 running += 1;
+                running_now.store(running, Ordering::SeqCst);
                 scope.spawn(move || {
                     after(item, output);
-                    let _ = tx.send((idx, None, 0.0));
+                    let _ = tx.send((idx, None, 0.0, 0.0));
                 });
             }
             // Settle everything that can no longer run, then start what is ready.
@@ -111,8 +186,13 @@ pub fn execute_then(
             while i < pending.len() {
                 let item = &plan.items[pending[i]];
                 let blocked_by = item.deps.iter().find(|d| failed.contains(*d)).cloned();
+                if !stop && interrupted.load(Ordering::SeqCst) > 0 {
+                    stop = true;
+                    interrupt_stop = true;
+                }
                 if blocked_by.is_some() || stop {
                     let reason = match blocked_by {
+                        _ if interrupt_stop => "not started: the run was interrupted".to_owned(),
                         Some(d) => format!("not built: dependency {d} failed"),
                         None => "not started: an earlier target failed and --fail-fast is set".to_owned(),
                     };
@@ -138,25 +218,24 @@ pub fn execute_then(
                     }
                     let tx = tx.clone();
                     running += 1;
+                    running_now.store(running, Ordering::SeqCst);
+                running_now.store(running, Ordering::SeqCst);
                     scope.spawn(move || {
                         let started = Instant::now();
                         let job = BuildJob { id: &item.id, input_hash: &item.input_hash, inputs: &item.inputs, deps: &deps };
-                        let result = target.builder.build(&job).and_then(|output| {
-                            // Recorded the moment it exists, before anything else runs.
-                            let record = TargetRecord {
-                                input_hash: item.input_hash.clone(),
-                                inputs: item.inputs.clone(),
-                                output: output.clone(),
-                                recorded_at: now_secs(),
-                            };
-                            store.record(&item.id, record)?;
-                            Ok(output)
-                        });
+                        let result = build_once(item, target, &job, store, remote);
                         let seconds = started.elapsed().as_secs_f64();
-                        if let (Ok(output), Some(after)) = (&result, after) {
-                            after(item, output);
-                        }
-                        let _ = tx.send((idx, Some(result), seconds));
+                        let started = started.duration_since(run_started).as_secs_f64();
+                        // The lock is held through the follow-up step (the push), so that a
+                        // run waiting for it finds the output where it looks.
+                        let result = result.map(|(output, found, lock)| {
+                            if let Some(after) = after {
+                                after(item, &output);
+                            }
+                            drop(lock);
+                            (output, found)
+                        });
+                        let _ = tx.send((idx, Some(result), seconds, started));
                     });
                     continue;
                 }
@@ -165,17 +244,27 @@ pub fn execute_then(
             if running == 0 && (followups.is_empty() || stop) {
                 break;
             }
-            let Ok((idx, result, seconds)) = rx.recv() else { break };
+            let Ok((idx, result, seconds, started)) = rx.recv() else { break };
             running -= 1;
+            running_now.store(running, Ordering::SeqCst);
             let Some(result) = result else { continue };
             let item = &plan.items[idx];
             let mut r = item.dry_report();
             r.seconds = Some(seconds);
+            r.started = Some(started);
             if let Decision::Build(reason) = &item.decision {
                 r.changes = changes_of(reason);
             }
             match result {
-                Ok(output) => {
+                Ok((output, Some(found))) => {
+                    r.status = Status::Skipped;
+                    r.reason = found;
+                    r.changes.clear();
+                    r.artifact = Some(output.artifact.clone());
+                    r.digest = output.detail.get("digest").cloned();
+                    outputs.insert(item.id.clone(), (item.input_hash.clone(), output));
+                }
+                Ok((output, None)) => {
                     r.status = Status::Built;
                     r.artifact = Some(output.artifact.clone());
                     r.digest = output.detail.get("digest").cloned();

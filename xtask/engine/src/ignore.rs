@@ -4,7 +4,9 @@
 //! matched against the whole path relative to the context root (not against any suffix,
 //! as `.gitignore` does); `*` and `?` never cross a `/`, `**` matches any number of path
 //! segments, `!` re-includes, and the last pattern that matches a path decides. A
-//! pattern that matches a directory also excludes everything beneath it.
+//! pattern that matches a directory also excludes everything beneath it, at any depth
+//! (moby's `MatchesOrParentMatches`; its deprecated `Matches`, which tried only the one
+//! parent with as many segments as the pattern, missed `a/b/build/x` under `**/build`).
 
 use regex_lite::Regex;
 
@@ -22,11 +24,20 @@ pub const BUILTIN_EXCLUDES: &[&str] = &[
 /// One compiled rule of a `.dockerignore` file.
 #[derive(Debug, Clone)]
 struct Rule {
+    /// Matches a path the pattern matches, or a path beneath one (see [`Rule::compile`]).
     regex: Regex,
-    /// Number of `/`-separated segments in the cleaned pattern, used to test parents.
-    segments: usize,
     /// A `!` rule re-includes what earlier rules excluded.
     negated: bool,
+}
+
+impl Rule {
+    /// Compiles a cleaned pattern into one regular expression that matches a path when
+    /// the pattern matches the path itself or any of its parent directories: a parent is
+    /// a prefix that ends before a `/`, so the pattern followed by an optional `/...`
+    /// tries them all in one match.
+    fn compile(cleaned: &str) -> Result<Regex, regex_lite::Error> {
+        Regex::new(&format!("^(?:{})(?s:/.*)?$", pattern_to_regex(cleaned)))
+    }
 }
 
 /// A compiled set of `.dockerignore` rules.
@@ -88,13 +99,8 @@ impl DockerIgnore {
         if cleaned.is_empty() {
             return Ok(());
         }
-        let regex = Regex::new(&pattern_to_regex(&cleaned)).map_err(|e| PatternError {
-            pattern: raw.to_string(),
-            line,
-            reason: e.to_string(),
-        })?;
-        let segments = cleaned.split('/').count();
-        self.rules.push(Rule { regex, segments, negated });
+        let regex = Rule::compile(&cleaned).map_err(|e| PatternError { pattern: raw.to_string(), line, reason: e.to_string() })?;
+        self.rules.push(Rule { regex, negated });
         Ok(())
     }
 
@@ -103,18 +109,12 @@ impl DockerIgnore {
         self.rules.iter().any(|r| r.negated)
     }
 
-    /// Whether `path` (relative to the context root, `/`-separated) is excluded.
+    /// Whether `path` (relative to the context root, `/`-separated) is excluded: the
+    /// last rule that matches it or one of its parent directories decides.
     pub fn is_excluded(&self, path: &str) -> bool {
-        let parents: Vec<&str> = path.split('/').collect();
         let mut excluded = false;
         for rule in &self.rules {
-            let mut matched = rule.regex.is_match(path);
-            // A rule also matches when it matches one of the path's parent directories.
-            if !matched && parents.len() > 1 && rule.segments < parents.len() {
-                let prefix = parents[..rule.segments].join("/");
-                matched = rule.regex.is_match(&prefix);
-            }
-            if matched {
+            if rule.regex.is_match(path) {
                 excluded = !rule.negated;
             }
         }
@@ -137,9 +137,10 @@ fn clean_path(pattern: &str) -> String {
     out.join("/")
 }
 
-/// Translates a cleaned pattern into an anchored regular expression, as moby does.
+/// Translates a cleaned pattern into a regular expression, as moby does (unanchored:
+/// [`Rule::compile`] anchors it).
 fn pattern_to_regex(pattern: &str) -> String {
-    let mut re = String::from("^");
+    let mut re = String::new();
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -176,7 +177,6 @@ fn pattern_to_regex(pattern: &str) -> String {
         }
         i += 1;
     }
-    re.push('$');
     re
 }
 
@@ -221,6 +221,25 @@ mod tests {
         assert!(ig.is_excluded("tests"));
         assert!(ig.is_excluded("tests/test_handler.py"));
         assert!(!ig.is_excluded("src/tests/x.py"), "anchored at the context root");
+    }
+
+    #[test]
+    fn everything_beneath_a_matching_directory_is_excluded_at_any_depth() {
+        // Found by `cargo xtask fuzz dockerignore`: only the parent with as many segments
+        // as the pattern was tried, so these were sent in the context although Docker
+        // leaves them out (with a `!` rule the walk descends into excluded folders and
+        // asks about each file).
+        let ig = m("**/build\n!keep.txt");
+        assert!(ig.is_excluded("a/b/build"));
+        assert!(ig.is_excluded("a/b/build/out.o"), "two levels deeper than the pattern's two segments");
+        assert!(ig.is_excluded("build/x/y/z"));
+        assert!(!ig.is_excluded("a/builder/x"), "a parent must match whole, up to a `/`");
+        let ig = m("****/!");
+        assert!(ig.is_excluded("x/y/!") && ig.is_excluded("x/y/!/child"));
+        // A `!` rule re-includes beneath the directory it names, at any depth, too.
+        let ig = m("vendor\n!vendor/**/keep");
+        assert!(ig.is_excluded("vendor/a/drop"));
+        assert!(!ig.is_excluded("vendor/a/b/keep/file"));
     }
 
     #[test]

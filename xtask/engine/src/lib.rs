@@ -6,19 +6,22 @@
 //! report, each step its own module.
 
 pub mod atomic;
+pub mod buildlock;
 pub mod context;
 pub mod execute;
 pub mod filecache;
 pub mod github;
 pub mod ignore;
 pub mod inputs;
+pub mod interrupt;
 pub mod plan;
 pub mod process;
 pub mod report;
 pub mod state;
+pub mod timeline;
 
 pub use context::{BuildContext, EntryKind, ExtraFile};
-pub use execute::{After, ExecOptions, execute, execute_then};
+pub use execute::{After, ExecOptions, execute, execute_then, execute_with};
 pub use filecache::FileCache;
 pub use ignore::DockerIgnore;
 pub use inputs::{Change, InputHash, InputManifest};

@@ -60,6 +60,11 @@ pub enum Presence {
 pub trait RemoteCache {
     /// Returns the hits among `wanted` (target id, kind, input hash), keyed by target id.
     fn lookup(&self, wanted: &[(&str, &str, &InputHash)]) -> Result<HashMap<String, RemoteHit>>;
+    /// Asks again, past any answer remembered from planning, whether the cache holds one
+    /// target's output now: right before it is built, another run may have put it there.
+    fn recheck(&self, _id: &str, _kind: &str, _hash: &InputHash) -> Result<Option<RemoteHit>> {
+        Ok(None)
+    }
 }
 
 /// A copy of a target's output found outside this machine's state.
@@ -185,6 +190,9 @@ pub struct TargetReport {
     pub digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seconds: Option<f64>,
+    /// When its build started, in seconds after the run started (for the timeline).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -376,6 +384,7 @@ impl PlanItem {
             artifact,
             digest,
             seconds: None,
+            started: None,
             error: None,
         }
     }

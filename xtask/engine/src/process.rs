@@ -108,6 +108,12 @@ pub fn withhold_from_children(names: &[&str]) {
     let _ = WITHHELD.set(names.iter().map(|n| (*n).to_owned()).collect());
 }
 
+/// The withheld names, for a child started without [`Cmd`] (one that must be streamed or
+/// stopped on a timeout), which must remove them itself.
+pub fn withheld() -> &'static [String] {
+    WITHHELD.get().map(Vec::as_slice).unwrap_or(&[])
+}
+
 impl Cmd {
     pub fn new(program: impl Into<String>, purpose: impl Into<String>) -> Self {
         Cmd {

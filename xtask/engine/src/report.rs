@@ -160,7 +160,13 @@ pub fn markdown_summary(title: &str, reports: &[TargetReport]) -> String {
             vec![format!("`{}`", r.id), r.status.to_string(), time, r.reason.clone()]
         })
         .collect();
-    format!("### {title}\n\n{}", markdown_table(&["target", "status", "time", "reason"], &rows))
+    let mut text = format!("### {title}\n\n{}", markdown_table(&["target", "status", "time", "reason"], &rows));
+    // The timeline, when anything ran (a run of skips is all in the table).
+    if reports.iter().any(|r| r.started.is_some()) {
+        text.push('\n');
+        text.push_str(&crate::timeline::mermaid_gantt(title, reports));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -272,6 +272,51 @@ fn a_missing_name_is_restored_without_a_rebuild() {
     assert!(bed.world.unnamed.lock().unwrap().is_empty());
 }
 
+#[test]
+fn two_runs_at_once_build_each_target_once() {
+    // Slow builds, so that both runs plan everything before either has built anything.
+    let bed = Bed::new(GRAPH, &[], &["wheel", "base", "a", "b", "c"]);
+    let (p1, p2) = (bed.plan(ALL, None), bed.plan(ALL, None));
+    assert_eq!(p1.to_build().count(), 5);
+    let opts = ExecOptions { jobs: 2, fail_fast: false };
+    let (r1, r2) = std::thread::scope(|s| {
+        let one = s.spawn(|| execute(&p1, &bed.targets, &bed.store, opts, &Progress::plain()));
+        let two = s.spawn(|| execute(&p2, &bed.targets, &bed.store, opts, &Progress::plain()));
+        (one.join().unwrap(), two.join().unwrap())
+    });
+    let mut calls = bed.calls();
+    calls.sort();
+    assert_eq!(calls, ["a", "b", "base", "c", "wheel"], "each target built by one run only");
+    for id in ["wheel", "base", "a", "b", "c"] {
+        let statuses: Vec<Status> = [&r1, &r2].iter().map(|r| r.iter().find(|t| t.id == id).unwrap().status).collect();
+        assert!(statuses.contains(&Status::Built) && statuses.contains(&Status::Skipped), "{id}: {statuses:?}");
+        let other = [&r1, &r2].iter().flat_map(|r| r.iter()).find(|t| t.id == id && t.status == Status::Skipped).unwrap();
+        assert_eq!(other.reason, "built by another run meanwhile");
+    }
+    assert_eq!(bed.recorded().len(), 5);
+}
+
+#[test]
+fn a_signal_starts_no_new_build_lets_the_running_one_finish_and_records_only_it() {
+    let bed = Bed::new(GRAPH, &[], &["wheel", "base", "a", "b", "c"]);
+    let plan = bed.plan(ALL, None);
+    let reports = std::thread::scope(|s| {
+        let run = s.spawn(|| execute(&plan, &bed.targets, &bed.store, ExecOptions { jobs: 1, fail_fast: false }, &Progress::plain()));
+        while !bed.world.events.lock().unwrap().iter().any(|e| e == "start wheel") {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        signal_hook::low_level::raise(signal_hook::consts::SIGTERM).unwrap();
+        run.join().unwrap()
+    });
+    assert_eq!(bed.calls(), ["wheel"], "nothing started after the signal");
+    assert_eq!(statuses(&reports)[0], ("wheel".to_owned(), Status::Built), "the running build finished");
+    for r in &reports[1..] {
+        assert_eq!((r.status, r.reason.as_str()), (Status::Failed, "not started: the run was interrupted"), "{}", r.id);
+    }
+    assert_eq!(bed.recorded(), ["wheel"]);
+    assert_eq!(xtask_engine::interrupt::received(), Some(signal_hook::consts::SIGTERM));
+}
+
 /// A registry holding the outputs of some targets, by input hash.
 struct Remote {
     holds: Vec<&'static str>,

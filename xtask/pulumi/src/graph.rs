@@ -333,6 +333,22 @@ fn project_name(pulumi_yaml: &str) -> Option<String> {
     })
 }
 
+/// What is wrong with `infra/<stack>/Pulumi.yaml` under `infra_dir`, if anything: it is
+/// missing, names another project, or names no runtime (Pulumi's own words for these
+/// name neither the file nor the fix).
+pub fn project_file_problem(infra_dir: &Path, stack: Stack) -> Option<String> {
+    let shown = format!("infra/{stack}/Pulumi.yaml");
+    let Ok(text) = std::fs::read_to_string(infra_dir.join(stack.name()).join("Pulumi.yaml")) else {
+        return Some(format!("{shown} is missing"));
+    };
+    match project_name(&text) {
+        Some(n) if n == stack.project() => {
+            (!text.lines().any(|l| l.starts_with("runtime:"))).then(|| format!("{shown} names no `runtime:` (python)"))
+        }
+        other => Some(format!("{shown} names project {:?}, expected {}", other.unwrap_or_default(), stack.project())),
+    }
+}
+
 /// Every way the programs under `infra_dir` disagree with [`GRAPH`]: a missing program,
 /// a wrong project name, a missing `Pulumi.<env>.yaml`, or `stack_ref` calls that differ
 /// from the stack's upstreams. Empty when they agree.
@@ -346,13 +362,7 @@ pub fn check_programs(infra_dir: &Path) -> Vec<String> {
             problems.push(format!("{shown} does not exist: the Pulumi program of stack {stack} is missing (the graph says it reads {})", names(spec.upstreams)));
             continue;
         }
-        match std::fs::read_to_string(dir.join("Pulumi.yaml")) {
-            Err(_) => problems.push(format!("{shown}/Pulumi.yaml is missing")),
-            Ok(text) => match project_name(&text) {
-                Some(n) if n == stack.project() => {}
-                other => problems.push(format!("{shown}/Pulumi.yaml names project {:?}, expected {}", other.unwrap_or_default(), stack.project())),
-            },
-        }
+        problems.extend(project_file_problem(infra_dir, stack));
         for env in Env::ALL {
             if !dir.join(format!("Pulumi.{env}.yaml")).is_file() {
                 problems.push(format!("{shown}/Pulumi.{env}.yaml is missing (every stack has dev, staging and prod)"));

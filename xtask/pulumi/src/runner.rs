@@ -1,18 +1,33 @@
 //! The wrapper around the `pulumi` CLI. Every run is non-interactive, names its stack
 //! and working directory explicitly, gets its environment from [`Settings`] (never a
 //! secret in argv: the passphrase travels only in the child's `PULUMI_CONFIG_PASSPHRASE`),
-//! and goes through `xtask_engine::Cmd`. Failures become [`PulumiError`]s with secrets
-//! redacted from anything Pulumi printed.
+//! and runs through [`crate::child`]: in a process group of its own, with SIGINT and
+//! SIGTERM forwarded to it and its output read until it exits, so that an interrupted
+//! update cancels cleanly and releases its lock. (The engine's `Cmd` runs every other
+//! program; it cannot forward a signal, which only Pulumi needs.) Failures become
+//! [`PulumiError`]s, read from stdout (where Pulumi reports deployment errors) as well as
+//! stderr, with secrets redacted from anything Pulumi printed.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 
 use camino::{Utf8Path, Utf8PathBuf};
-use xtask_engine::{Cmd, ProcessError};
 
-use crate::error::{PulumiError, StackId};
+use crate::child::{self, Mode};
+use crate::error::{FailureText, PulumiError, StackId};
+use crate::lock::{self, LockInfo};
 use crate::preview::PreviewDigest;
 use crate::settings::Settings;
+
+/// Pulumi's own debugging output, passed through from `--diff` and `--pulumi-verbose N`
+/// (the guide's debug procedure: `pulumi preview --diff`, `pulumi up --logtostderr -v=9`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DebugFlags {
+    /// `--diff` on preview, up and destroy: Pulumi's rich diff of every change.
+    pub diff: bool,
+    /// `-v=N --logtostderr` on every call: Pulumi's logs, shown on stderr as they come.
+    pub verbose: Option<u8>,
+}
 
 /// Drives `pulumi` for one repository.
 #[derive(Debug, Clone)]
@@ -21,6 +36,7 @@ pub struct Pulumi {
     root: Utf8PathBuf,
     state_dir: Utf8PathBuf,
     settings: Settings,
+    debug: DebugFlags,
 }
 
 /// What a captured run printed.
@@ -30,10 +46,51 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// One `pulumi` command line, its purpose and the environment it adds.
+#[derive(Debug, Clone)]
+pub struct Call {
+    purpose: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Call {
+    /// The command line as logged: program and arguments, never environment values.
+    pub fn display(&self) -> String {
+        let mut s = "pulumi".to_owned();
+        for a in &self.args {
+            s.push(' ');
+            if a.contains(' ') || a.is_empty() { s.push_str(&format!("{a:?}")) } else { s.push_str(a) }
+        }
+        s
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    fn env(mut self, extra: &[(String, String)]) -> Call {
+        self.env.extend(extra.iter().cloned());
+        self
+    }
+}
+
 impl Pulumi {
     /// `state_dir` is the tool's state folder (`<target>/xtask`), where backups go.
     pub fn new(root: &Utf8Path, state_dir: &Utf8Path, settings: Settings) -> Pulumi {
-        Pulumi { program: "pulumi".to_owned(), root: root.to_owned(), state_dir: state_dir.to_owned(), settings }
+        Pulumi {
+            program: "pulumi".to_owned(),
+            root: root.to_owned(),
+            state_dir: state_dir.to_owned(),
+            settings,
+            debug: DebugFlags::default(),
+        }
+    }
+
+    /// Passes Pulumi's debugging flags on every call from now on.
+    pub fn with_debug(mut self, debug: DebugFlags) -> Pulumi {
+        self.debug = debug;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -61,49 +118,111 @@ impl Pulumi {
         if found { Ok(()) } else { Err(PulumiError::NotInstalled) }
     }
 
-    /// `pulumi <args> --stack <env> --cwd infra/<stack> --non-interactive`, with the
-    /// settings' environment.
-    pub fn command(&self, id: StackId, purpose: &str, args: &[&str]) -> Cmd {
-        let mut cmd = Cmd::new(&self.program, format!("{purpose} ({id})"))
-            .args(args.iter().copied())
-            .args(["--stack", id.env.name(), "--cwd", self.stack_dir(id).as_str(), "--non-interactive"])
+    /// `pulumi <args> --stack <env> --cwd infra/<stack> --non-interactive` (and the debug
+    /// flags asked for); the environment comes from the settings when it runs.
+    pub fn command(&self, id: StackId, purpose: &str, args: &[&str]) -> Call {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend([
+            "--stack".to_owned(),
+            id.env.name().to_owned(),
+            "--cwd".to_owned(),
+            self.stack_dir(id).to_string(),
+            "--non-interactive".to_owned(),
+        ]);
+        if let Some(v) = self.debug.verbose {
+            all.push("--logtostderr".to_owned());
+            all.push(format!("-v={v}"));
+        }
+        Call { purpose: format!("{purpose} ({id})"), args: all, env: Vec::new() }
+    }
+
+    /// `args` plus `--diff` when asked for (preview, up, destroy).
+    fn with_diff<'a>(&self, args: &[&'a str]) -> Vec<&'a str> {
+        let mut out = args.to_vec();
+        if self.debug.diff {
+            out.push("--diff");
+        }
+        out
+    }
+
+    /// Runs one call to the end; a failure is classified from both streams.
+    fn run(&self, id: StackId, purpose: &str, call: Call, mode: Mode) -> Result<Output, PulumiError> {
+        if let Some(signal) = child::received() {
+            return Err(PulumiError::Interrupted {
+                purpose: purpose.to_owned(),
+                id,
+                signal: child::signal_name(signal),
+                outcome: "was not started".to_owned(),
+            });
+        }
+        if let Some(problem) = crate::graph::project_file_problem(self.root.join("infra").as_std_path(), id.stack) {
+            return Err(PulumiError::Project { id, problem });
+        }
+        tracing::debug!(purpose = %call.purpose, command = %call.display(), "running");
+        let mut cmd = std::process::Command::new(&self.program);
+        cmd.args(&call.args)
             // No network check for a newer CLI on every run.
             .env("PULUMI_SKIP_UPDATE_CHECK", "true");
-        for (k, v) in self.settings.child_env() {
-            cmd = cmd.env(k, v);
+        for (k, v) in self.settings.child_env().into_iter().chain(call.env.iter().cloned()) {
+            cmd.env(k, v);
         }
-        cmd
-    }
-
-    fn map_error(&self, id: StackId, purpose: &str, err: ProcessError) -> PulumiError {
-        match err {
-            ProcessError::NotFound { .. } => PulumiError::NotInstalled,
-            ProcessError::Spawn { source, .. } => PulumiError::Spawn { purpose: purpose.to_owned(), detail: source.to_string() },
-            ProcessError::Failed { status, stderr, .. } => {
-                let code = status.strip_prefix("status ").and_then(|c| c.parse::<i32>().ok());
-                let stderr = self.settings.redact(&stderr);
-                let mut e = PulumiError::from_failure(id, purpose, code, &stderr, &self.settings.backend.url);
-                if let PulumiError::Locked { holder, .. } = &mut e
-                    && let Some(h) = self.local_lock_holder(id)
-                {
-                    *holder = h;
-                }
-                e
+        let settings = &self.settings;
+        let finished = child::run(cmd, mode, &|line: &str| settings.redact(line)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                PulumiError::NotInstalled
+            } else {
+                PulumiError::Spawn { purpose: purpose.to_owned(), detail: e.to_string() }
             }
+        })?;
+        tracing::debug!(purpose = %call.purpose, status = %finished.status, "finished");
+        let out = Output { stdout: self.settings.redact(&finished.stdout), stderr: self.settings.redact(&finished.stderr) };
+        let code = finished.status.code();
+        let status = match code {
+            Some(c) => format!("status {c}"),
+            None => "a signal".to_owned(),
+        };
+        if let Some(signal) = finished.interrupted {
+            let said = crate::error::last_error_line(&out.stderr);
+            let status = if said.is_empty() || finished.status.success() { status } else { format!("{status} ({said})") };
+            let outcome = format!("got it and exited with {status}{}", self.after_interrupt(id));
+            return Err(PulumiError::Interrupted { purpose: purpose.to_owned(), id, signal: child::signal_name(signal), outcome });
+        }
+        if finished.status.success() {
+            return Ok(out);
+        }
+        let text = FailureText { stdout: out.stdout.clone(), stderr: out.stderr.clone() };
+        let mut e = PulumiError::from_failure(id, purpose, code, &text, self.settings.backend_url());
+        if let PulumiError::Locked { holder, .. } = &mut e
+            && let Some(h) = self.local_lock_holder(id)
+        {
+            *holder = h;
+        }
+        Err(e)
+    }
+
+    /// What an interrupted run left: on a file backend, whether the lock is gone.
+    fn after_interrupt(&self, id: StackId) -> String {
+        let (stack, env) = (id.stack, id.env);
+        match self.local_locks(id) {
+            Some(locks) if locks.is_empty() => "; it released the stack's lock".to_owned(),
+            Some(locks) => format!(
+                "; the stack is still locked (held by {}): if no update is running, release it with `cargo xtask infra-recover {stack} {env} --cancel`",
+                locks[0].describe_at(lock::now())
+            ),
+            None => format!("; `cargo xtask infra-recover {stack} {env}` shows whether it left a lock or drift"),
         }
     }
 
-    /// Runs with output captured (for JSON, and to read Pulumi's error messages).
-    pub fn run_captured(&self, id: StackId, purpose: &str, cmd: Cmd) -> Result<Output, PulumiError> {
-        match cmd.run() {
-            Ok(f) => Ok(Output { stdout: f.stdout, stderr: f.stderr }),
-            Err(e) => Err(self.map_error(id, purpose, e)),
-        }
+    /// Runs with output captured (for JSON, and to read Pulumi's error messages); with
+    /// `--pulumi-verbose`, Pulumi's logs on stderr are also shown as they come.
+    pub fn run_captured(&self, id: StackId, purpose: &str, call: Call) -> Result<Output, PulumiError> {
+        self.run(id, purpose, call, Mode::Capture { show_stderr: self.debug.verbose.is_some() })
     }
 
-    /// Runs with output streamed to the terminal (our stderr), for long runs.
-    pub fn run_live(&self, id: StackId, purpose: &str, cmd: Cmd) -> Result<(), PulumiError> {
-        cmd.inherit_output().run().map(|_| ()).map_err(|e| self.map_error(id, purpose, e))
+    /// Runs with output streamed to the terminal (our stderr, redacted line by line), for
+    /// long runs; a copy is kept to classify a failure.
+    pub fn run_live(&self, id: StackId, purpose: &str, call: Call) -> Result<(), PulumiError> {
+        self.run(id, purpose, call, Mode::Stream).map(|_| ())
     }
 
     fn parse_digest(&self, id: StackId, command: &str, out: &Output) -> Result<PreviewDigest, PulumiError> {
@@ -111,37 +230,42 @@ impl Pulumi {
     }
 
     /// `pulumi preview --json`: what `up` would do. `extra_env` reaches the program.
+    /// With `--diff`, the properties each change touches are shown too (from the digest's
+    /// `detailedDiff`: Pulumi's `--diff` display does not apply to JSON output).
     pub fn preview(&self, id: StackId, extra_env: &[(String, String)]) -> Result<PreviewDigest, PulumiError> {
-        let mut cmd = self.command(id, "preview the changes", &["preview", "--json"]);
-        for (k, v) in extra_env {
-            cmd = cmd.env(k, v);
+        let call = self.command(id, "preview the changes", &self.with_diff(&["preview", "--json"])).env(extra_env);
+        let out = self.run_captured(id, "preview the changes", call)?;
+        if self.debug.diff {
+            print_property_diffs(id, &out.stdout);
         }
-        let out = self.run_captured(id, "preview the changes", cmd)?;
         self.parse_digest(id, "pulumi preview --json", &out)
     }
 
     /// `pulumi up --yes --skip-preview`: applies the program (the caller has just
     /// previewed it, so a second preview would run the program a third time).
     pub fn up(&self, id: StackId, extra_env: &[(String, String)]) -> Result<(), PulumiError> {
-        let mut cmd = self.command(id, "deploy", &["up", "--yes", "--skip-preview"]);
-        for (k, v) in extra_env {
-            cmd = cmd.env(k, v);
+        let call = self.command(id, "deploy", &self.with_diff(&["up", "--yes", "--skip-preview"])).env(extra_env);
+        self.run_live(id, "deploy", call)
+    }
+
+    /// `pulumi destroy --yes`, with `--exclude-protected` when the stack holds protected
+    /// resources (without it Pulumi fails on the first one it cannot delete).
+    pub fn destroy(&self, id: StackId, exclude_protected: bool) -> Result<(), PulumiError> {
+        let mut args = vec!["destroy", "--yes"];
+        if exclude_protected {
+            args.push("--exclude-protected");
         }
-        self.run_live(id, "deploy", cmd)
+        self.run_live(id, "destroy the resources", self.command(id, "destroy the resources", &self.with_diff(&args)))
     }
 
-    /// `pulumi destroy --yes`.
-    pub fn destroy(&self, id: StackId) -> Result<(), PulumiError> {
-        self.run_live(id, "destroy the resources", self.command(id, "destroy the resources", &["destroy", "--yes"]))
-    }
-
-    /// `pulumi cancel --yes`: removes the lock of an update that is no longer running.
+    /// `pulumi cancel --yes`: deletes the stack's lock, whoever holds it. Only
+    /// `infra-recover --cancel` calls it, after checking the lock's age.
     pub fn cancel(&self, id: StackId) -> Result<Output, PulumiError> {
         self.run_captured(id, "cancel the pending update", self.command(id, "cancel the pending update", &["cancel", "--yes"]))
     }
 
     /// `pulumi refresh --preview-only --json`: how the cloud differs from the state,
-    /// without writing the state.
+    /// without writing the state (and, on DIY backends, without taking the lock).
     pub fn refresh_preview(&self, id: StackId) -> Result<PreviewDigest, PulumiError> {
         let out = self.run_captured(
             id,
@@ -189,7 +313,7 @@ impl Pulumi {
         let io = |path: &Utf8Path, source| PulumiError::Backup { path: path.to_string(), source };
         std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| io(&dir, e))?;
-        let stamp = utc_stamp(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+        let stamp = utc_stamp(lock::now());
         let base = format!("{}-{}-{stamp}-{reason}", id.stack, id.env);
         let mut n = 1;
         let (path, mut file) = loop {
@@ -212,34 +336,53 @@ impl Pulumi {
         Ok(path)
     }
 
-    /// For a `file://` backend: who holds the stack's lock, if anyone (Pulumi's DIY layout
-    /// `.pulumi/locks/<org>/<project>/<stack>/<id>.json`). `None` for other backends.
+    /// For a `file://` backend: the stack's lock files (Pulumi's DIY layout
+    /// `.pulumi/locks/<org>/<project>/<stack>/<id>.json`). `None` for other backends,
+    /// whose locks the tool cannot read.
+    pub fn local_locks(&self, id: StackId) -> Option<Vec<LockInfo>> {
+        let dir = self.settings.backend.as_ref()?.local_path()?;
+        Some(lock::file_locks(&dir, &id.stack.project(), id.env.name()))
+    }
+
+    /// ` (held by ci@runner (pid 7) since <time>, 3h 12m ago)` for a locked stack of a
+    /// `file://` backend; `None` when it is not locked or the backend is not a folder.
     pub fn local_lock_holder(&self, id: StackId) -> Option<String> {
-        let locks = self.settings.backend.local_path()?.join(".pulumi/locks");
-        let project = id.stack.project();
-        let mut dirs = vec![(locks, 0)];
-        while let Some((dir, depth)) = dirs.pop() {
-            let Ok(rd) = dir.read_dir_utf8() else {
-                continue;
-            };
-            for entry in rd.flatten() {
-                let path = entry.path().to_owned();
-                if path.is_dir() && depth < 4 {
-                    dirs.push((path, depth + 1));
-                } else if path.extension() == Some("json")
-                    && path.parent().and_then(Utf8Path::file_name) == Some(id.env.name())
-                    && path.parent().and_then(Utf8Path::parent).and_then(Utf8Path::file_name) == Some(project.as_str())
-                {
-                    let text = std::fs::read_to_string(&path).unwrap_or_default();
-                    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                    let who = format!("{}@{}", v["username"].as_str().unwrap_or("?"), v["hostname"].as_str().unwrap_or("?"));
-                    let pid = v["pid"].as_i64().map(|p| format!(", pid {p}")).unwrap_or_default();
-                    let when = v["timestamp"].as_str().map(|t| format!(", since {t}")).unwrap_or_default();
-                    return Some(format!(" (held by {who}{pid}{when})"));
-                }
-            }
+        let locks = self.local_locks(id)?;
+        let first = locks.first()?;
+        Some(format!(" (held by {})", first.describe_at(lock::now())))
+    }
+}
+
+/// Under `--diff`, the properties each change of a preview touches, from the digest's
+/// `detailedDiff` (property paths and kinds only: no values, so no secret) or, where a
+/// provider gives none, its `diffReasons`/`replaceReasons`.
+fn print_property_diffs(id: StackId, stdout: &str) {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(stdout.trim()) else { return };
+    let mut lines = Vec::new();
+    for step in v["steps"].as_array().into_iter().flatten() {
+        let op = step["op"].as_str().unwrap_or("");
+        if ["same", "refresh", "read"].contains(&op) {
+            continue;
         }
-        None
+        let mut props: Vec<String> = step["detailedDiff"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, d)| format!("{k} ({})", d["kind"].as_str().unwrap_or("update"))).collect())
+            .unwrap_or_default();
+        if props.is_empty() {
+            for key in ["replaceReasons", "diffReasons"] {
+                props.extend(step[key].as_array().into_iter().flatten().filter_map(|k| k.as_str()).map(str::to_owned));
+            }
+            props.dedup();
+        }
+        let urn = step["urn"].as_str().unwrap_or("");
+        let shown = if props.is_empty() { "no property detail from the provider".to_owned() } else { props.join(", ") };
+        lines.push(format!("    {op:<10} {}: {shown}", crate::preview::short_urn(urn)));
+    }
+    if !lines.is_empty() {
+        eprintln!("{id}: what each change touches (--diff):");
+        for l in lines {
+            eprintln!("{l}");
+        }
     }
 }
 
@@ -267,7 +410,7 @@ mod tests {
 
     fn pulumi(root: &Utf8Path, dotenv: &str) -> Pulumi {
         let env = crate::dotenv::parse(dotenv).unwrap();
-        let settings = Settings::from_parts(root, root.join("infra/.env"), Some(env), Vec::<(String, String)>::new()).unwrap();
+        let settings = Settings::from_parts(root.join("infra/.env"), Some(env), Vec::<(String, String)>::new(), None).unwrap();
         Pulumi::new(root, &root.join("target/xtask"), settings)
     }
 
@@ -278,6 +421,19 @@ mod tests {
         let cmd = p.command(id, "preview", &["preview", "--json"]);
         assert_eq!(cmd.display(), "pulumi preview --json --stack staging --cwd /repo/infra/compute --non-interactive");
         assert!(!cmd.display().contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_flags_pass_through_as_the_guide_runs_them() {
+        let p = pulumi(Utf8Path::new("/repo"), "").with_debug(DebugFlags { diff: true, verbose: Some(9) });
+        let id = StackId { stack: Stack::Edge, env: Env::Dev };
+        let call = p.command(id, "deploy", &p.with_diff(&["up", "--yes", "--skip-preview"]));
+        assert_eq!(
+            call.display(),
+            "pulumi up --yes --skip-preview --diff --stack dev --cwd /repo/infra/edge --non-interactive --logtostderr -v=9"
+        );
+        let plain = pulumi(Utf8Path::new("/repo"), "");
+        assert_eq!(plain.with_diff(&["preview"]), ["preview"]);
     }
 
     #[test]
@@ -294,12 +450,17 @@ mod tests {
         let p = pulumi(&root, &format!("S3_PULUMI_BACKEND_URL=file://{state}\n"));
         let id = StackId { stack: Stack::Foundation, env: Env::Dev };
         assert_eq!(p.local_lock_holder(id), None);
+        assert_eq!(p.local_locks(id), Some(Vec::new()));
         let dir = state.join(".pulumi/locks/organization/tradai-foundation/dev");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("abc.json"), r#"{"pid": 42, "username": "ci", "hostname": "runner", "timestamp": "2026-01-01T00:00:00Z"}"#)
             .unwrap();
-        assert_eq!(p.local_lock_holder(id).unwrap(), " (held by ci@runner, pid 42, since 2026-01-01T00:00:00Z)");
+        let holder = p.local_lock_holder(id).unwrap();
+        assert!(holder.starts_with(" (held by ci@runner (pid 42) since 2026-01-01T00:00:00Z, ") && holder.ends_with(" ago)"), "{holder}");
         assert_eq!(p.local_lock_holder(StackId { stack: Stack::Foundation, env: Env::Prod }), None);
         assert_eq!(p.local_lock_holder(StackId { stack: Stack::Compute, env: Env::Dev }), None);
+        // A backend that is not a folder: the tool cannot read its locks.
+        let s3 = pulumi(&root, "S3_PULUMI_BACKEND_URL=s3://bucket\n");
+        assert_eq!(s3.local_locks(id), None);
     }
 }

@@ -284,7 +284,7 @@ fn python_base_ref(project: &Project) -> Result<String> {
     let engine = xtask_image::DockerEngine::new();
     match crate::bases::Bases::resolve(&project.config.python_base, &engine, true)?.lambda {
         crate::bases::Base::Upstream { image, local: Some(_) } => Ok(image.exact()),
-        _ => Ok("tradai/python-base:latest".into()),
+        _ => Ok(format!("{}:latest", crate::bases::python_base_id())),
     }
 }
 
@@ -300,8 +300,9 @@ fn registry_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base
     };
     bed.xtask(&["lambda-bootstrap", "--registry", &host])?;
     // The fresh machine: no state, none of the tool's Lambda images in the engine.
+    let filter = format!("reference={}*", crate::project::lambda_image(""));
     let images = Cmd::new("docker", "list the Lambda images")
-        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=tradai/lambda-*"])
+        .args(["image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", filter.as_str()])
         .run()?;
     let refs: Vec<&str> = images.stdout.lines().filter(|l| !l.is_empty()).collect();
     if !refs.is_empty() {
@@ -330,7 +331,8 @@ fn assemble_bench(bed: &Bed, host: Option<&str>, lambdas: &[String], python_base
         Cmd::new("docker", what.to_owned()).env("DOCKER_BUILDKIT", "0").args(args.iter().copied()).dir(&bed.root).run()?;
         Ok(())
     };
-    let build_one = |tag: &str| docker(&["build", "--network=none", "-q", "-t", tag, "--build-arg", "BASE_IMAGE=tradai/lambda-base:latest", "lambdas/health-check"], "build a lambda (docker)");
+    let base_arg = format!("BASE_IMAGE={}:latest", crate::project::lambda_base_id());
+    let build_one = |tag: &str| docker(&["build", "--network=none", "-q", "-t", tag, "--build-arg", base_arg.as_str(), "lambdas/health-check"], "build a lambda (docker)");
     let stamp = xtask_engine::state::now_secs();
 
     // 1. A handler edit, into the local engine.

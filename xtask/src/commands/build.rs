@@ -6,16 +6,15 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use xtask_engine::plan::{closure, make_plan};
-use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute_then};
+use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute_with};
 use xtask_image::registry::OciRegistry;
 use xtask_image::{Assembler, DockerEngine};
 
-use crate::bases::{Base, Bases, Role};
-use crate::bases::PYTHON_BASE_ID;
-use crate::project::{LAMBDA_BASE_ID, Project, lambda_image, service_image};
+use crate::bases::{Base, Bases, Role, python_base_id};
+use crate::project::{Project, lambda_base_id, lambda_image, service_image};
 use crate::publish::{self, RegistryCache, RegistryChoice};
 
 /// Options shared by every build command.
@@ -30,8 +29,8 @@ pub struct BuildArgs {
     /// Print one JSON object on stdout (human output goes to stderr)
     #[arg(long)]
     pub json: bool,
-    /// Builds to run at once (default: the number of cores)
-    #[arg(short = 'j', long, value_name = "N")]
+    /// Builds to run at once, 1 or more (default: the number of cores)
+    #[arg(short = 'j', long, value_name = "N", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
     /// Stop at the first failure instead of building everything else that can be built
     #[arg(long)]
@@ -49,6 +48,19 @@ pub struct BuildArgs {
     /// for every image
     #[arg(long, value_enum, default_value_t = Builder::Auto)]
     pub builder: Builder,
+    /// Also write the run's timeline (one bar per target, built or up to date) as a
+    /// self-contained HTML page to FILE
+    #[arg(long, value_name = "FILE")]
+    pub timeline: Option<camino::Utf8PathBuf>,
+}
+
+/// `-j N`: at least one build at a time (`-j 0` would mean nothing can run).
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("0 builds at once can build nothing; give 1 or more (the default is the number of cores)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of builds; give 1 or more")),
+    }
 }
 
 /// The `--builder` choices.
@@ -93,6 +105,14 @@ pub enum Selection {
 }
 
 impl Selection {
+    /// What the run builds, as a heading.
+    fn title(&self) -> &'static str {
+        match self {
+            Selection::Services | Selection::ServicePush(_) => "Service images",
+            _ => "Lambda images",
+        }
+    }
+
     /// Whether the command publishes what it built.
     fn publishes(&self) -> bool {
         matches!(self, Selection::Bootstrap | Selection::LambdaPush | Selection::ServicePush(_))
@@ -134,7 +154,7 @@ fn run_with(
     let mut bases = Bases::resolve(&project.config.python_base, &engine, args.dry_run)?;
     let selected: Vec<String> = match &selection {
         Selection::AllLambdas | Selection::Bootstrap | Selection::LambdaPush => {
-            let mut s = vec![LAMBDA_BASE_ID.to_owned()];
+            let mut s = vec![lambda_base_id().to_owned()];
             s.extend(project.lambdas()?.iter().map(|n| lambda_image(n)));
             s
         }
@@ -143,7 +163,7 @@ fn run_with(
             let unknown: Vec<&String> = names.iter().filter(|n| !known.contains(n)).collect();
             if !unknown.is_empty() {
                 let list: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-                bail!("unknown lambda {}; valid names: {}", list.join(", "), known.join(", "));
+                bail!("unknown lambda {}; valid names: {}", list.join(", "), choices(&known, "lambdas/<name>/Dockerfile"));
             }
             names.iter().map(|n| lambda_image(n)).collect()
         }
@@ -153,7 +173,7 @@ fn run_with(
             let names = if names.is_empty() { known.clone() } else { names.clone() };
             let unknown: Vec<&str> = names.iter().filter(|n| !known.contains(n)).map(String::as_str).collect();
             if !unknown.is_empty() {
-                bail!("unknown service {}; valid services: {}", unknown.join(", "), known.join(", "));
+                bail!("unknown service {}; valid services: {}", unknown.join(", "), choices(&known, "services/<name>/Dockerfile"));
             }
             names.iter().map(|s| service_image(s)).collect()
         }
@@ -167,7 +187,7 @@ fn run_with(
     }
     let registry = publish::choose(project, args.registry.as_deref())?;
     let cache = match &registry {
-        RegistryChoice::Remote(r) => Some(RegistryCache::new(r.as_ref())),
+        RegistryChoice::Remote(r) => Some(RegistryCache::new(r.as_ref()).recording_digests_in(&project.root)),
         RegistryChoice::Local => None,
     };
     let publishing = selection.publishes() && cache.is_some();
@@ -203,7 +223,7 @@ fn run_with(
     // plan on the stand-in first: when that is all up to date, the run is a no-op, with
     // no pull attempted. Otherwise plan on the upstream base and pull it if a build needs it.
     let absent = bases.missing(&[Role::Lambda, Role::Service]);
-    let built_on_stand_in = state.targets.values().any(|r| r.inputs.deps.contains_key(PYTHON_BASE_ID));
+    let built_on_stand_in = state.targets.values().any(|r| r.inputs.deps.contains_key(python_base_id()));
     let mut kept = None;
     if built_on_stand_in && !absent.is_empty() {
         let mut guess = bases.clone();
@@ -248,16 +268,17 @@ fn run_with(
     };
     files.save()?;
 
-    if let Some(reason) = bases.stand_in().filter(|_| plan.items.iter().any(|i| i.id == PYTHON_BASE_ID)) {
+    if let Some(reason) = bases.stand_in().filter(|_| plan.items.iter().any(|i| i.id == python_base_id())) {
         if publishing && registry_setting == "ecr" && !args.allow_standin_base {
             bail!(
                 "refusing to publish to ECR images built on the Debian stand-in base ({reason}); production images must run on AWS's base: make it pullable (`cargo xtask base-images`), or pass --allow-standin-base"
             );
         }
-        if plan.to_build().any(|i| i.id == PYTHON_BASE_ID) {
+        if plan.to_build().any(|i| i.id == python_base_id()) {
             let verb = if args.dry_run { "would build" } else { "building" };
             progress.line(&format!(
-                "{verb} the Debian-based stand-in {PYTHON_BASE_ID} from {} ({reason}; debootstrap, a few minutes, once)",
+                "{verb} the Debian-based stand-in {} from {} ({reason}; debootstrap, a few minutes, once)",
+                python_base_id(),
                 project.config.python_base.recipe
             ));
         }
@@ -306,6 +327,14 @@ fn run_with(
         }
         r
     } else {
+        // Every build into the local engine ends in `docker` (`docker build`, or the one
+        // `docker load` of what was assembled): without it, stop before building anything
+        // rather than record images the engine never gets.
+        if matches!(registry, RegistryChoice::Local) && plan.to_build().next().is_some() && crate::tools::find_program("docker").is_none() {
+            bail!(
+                "`docker` was not found on PATH, and this build puts its images in the local Docker engine; install Docker Engine or put `docker` on PATH, then run again (`cargo xtask doctor` checks)"
+            );
+        }
         // A target found in the registry that something will be built on is pulled.
         if let Some(cache) = &cache {
             let pulled: Vec<&str> =
@@ -321,7 +350,8 @@ fn run_with(
             outcomes.lock().expect("lock").push(result);
         };
         let after: Option<xtask_engine::After<'_>> = if publish_plan.is_some() { Some(&after) } else { None };
-        let r = execute_then(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress, after);
+        let remote = cache.as_ref().map(|c| c as &(dyn xtask_engine::RemoteCache + Sync));
+        let r = execute_with(&plan, &targets, &store, ExecOptions { jobs, fail_fast: args.fail_fast }, &progress, after, remote);
         progress.summary(&r);
         r
     };
@@ -383,6 +413,11 @@ fn run_with(
     }
 
     write_step_summary(&selection, &reports, &published)?;
+    if let Some(path) = &args.timeline {
+        let page = xtask_engine::timeline::html_page(selection.title(), &reports);
+        xtask_engine::atomic::write_atomically(path, page.as_bytes()).with_context(|| format!("failed to write the timeline to {path}"))?;
+        progress.line(&format!("timeline written to {path}"));
+    }
 
     if args.json {
         let mut out = serde_json::json!({ "targets": reports, "steps": steps });
@@ -404,6 +439,9 @@ fn run_with(
     if function_failures > 0 {
         eprintln!("error: {function_failures} Lambda function update(s) failed");
     }
+    if load_failed {
+        eprintln!("error: the images built were not loaded into the Docker engine (why is said above); fix that and run again");
+    }
     if !failed.is_empty() {
         let names: Vec<&str> = failed.iter().map(|r| r.id.as_str()).collect();
         eprintln!("error: {} target(s) failed: {}", failed.len(), names.join(", "));
@@ -415,12 +453,19 @@ fn run_with(
     Ok(ExitCode::FAILURE)
 }
 
+/// The valid names for an "unknown name" error, or where they would come from when
+/// there are none.
+fn choices(known: &[String], folder: &str) -> String {
+    if known.is_empty() { format!("none (there is no {folder})") } else { known.join(", ") }
+}
+
 /// Whether the images built on a base role are all assembled (so the base is read from
 /// its registry rather than pulled into the engine).
 fn role_is_assembled(project: &Project, assembler: &Assembler, role: Role) -> bool {
+    let Ok(repo) = project.repository() else { return false };
     let dockerfiles: Vec<camino::Utf8PathBuf> = match role {
-        Role::Lambda => vec![project.root.join("lambdas/base/Dockerfile")],
-        Role::Service => project.services().unwrap_or_default().iter().map(|s| project.root.join("services").join(s).join("Dockerfile")).collect(),
+        Role::Lambda => vec![repo.path(&repo.lambda_base.dockerfile)],
+        Role::Service => repo.services.iter().map(|s| repo.path(&s.context.dockerfile)).collect(),
     };
     dockerfiles.iter().all(|d| assembler.decide(d).is_ok_and(|(assembled, _)| assembled))
 }
@@ -429,7 +474,7 @@ fn role_is_assembled(project: &Project, assembler: &Assembler, role: Role) -> bo
 fn base_roles_to_build(project: &Project, plan: &xtask_engine::Plan) -> Result<Vec<Role>> {
     let services: Vec<String> = project.services()?.iter().map(|s| service_image(s)).collect();
     let mut roles = Vec::new();
-    if plan.to_build().any(|i| i.id == LAMBDA_BASE_ID) {
+    if plan.to_build().any(|i| i.id == lambda_base_id()) {
         roles.push(Role::Lambda);
     }
     if plan.to_build().any(|i| services.contains(&i.id)) {
@@ -491,11 +536,7 @@ fn update_functions(
 /// Under GitHub Actions, appends the table of images built and skipped (and published)
 /// to the job's step summary.
 fn write_step_summary(selection: &Selection, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
-    let title = match selection {
-        Selection::Services | Selection::ServicePush(_) => "Service images",
-        _ => "Lambda images",
-    };
-    let mut text = xtask_engine::report::markdown_summary(title, reports);
+    let mut text = xtask_engine::report::markdown_summary(selection.title(), reports);
     if !published.is_empty() {
         let rows: Vec<Vec<String>> = published
             .iter()

@@ -106,7 +106,7 @@ fn image_name(flag: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Strin
         .map(str::to_owned)
         .or_else(|| nonempty(env("DEVCONTAINER_IMAGE")))
         .or_else(|| nonempty(env("GITHUB_REPOSITORY")).map(|r| format!("ghcr.io/{r}/devcontainer")))
-        .unwrap_or_else(|| "tradai/devcontainer".into());
+        .unwrap_or_else(|| xtask_repo::names().image("devcontainer"));
     name.to_ascii_lowercase()
 }
 

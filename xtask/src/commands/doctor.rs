@@ -17,9 +17,8 @@ use xtask_engine::Cmd;
 use xtask_engine::plan::{closure, make_plan};
 use xtask_image::DockerEngine;
 
-use crate::bases::{Bases, Role};
+use crate::bases::{Bases, Role, python_base_id};
 use crate::commands::base_images::verdict;
-use crate::bases::PYTHON_BASE_ID;
 use crate::project::Project;
 use crate::tools::{HostFacts, SystemTool, Toolbox, find_program, offline};
 
@@ -173,9 +172,9 @@ fn stand_in_needed(project: &Project, engine: &std::sync::Arc<DockerEngine>, bas
     forced.lambda = crate::bases::Base::StandIn { reason: reason.clone() };
     let built = (|| -> Result<bool> {
         let targets = project.targets(engine, &forced)?;
-        let order = closure(&targets, &[PYTHON_BASE_ID.to_owned()])?;
+        let order = closure(&targets, &[python_base_id().to_owned()])?;
         let state = project.state_store().load()?;
-        let plan = make_plan(&order, &[PYTHON_BASE_ID.to_owned()], &state, &project.file_cache(), None)?;
+        let plan = make_plan(&order, &[python_base_id().to_owned()], &state, &project.file_cache(), None)?;
         Ok(plan.to_build().next().is_none())
     })();
     match built {

@@ -7,6 +7,7 @@ pub mod ci;
 pub mod devcontainer;
 pub mod docs;
 pub mod doctor;
+pub mod fuzz;
 pub mod infra;
 pub mod ops;
 pub mod test;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Tools(args) => args.run(&Project::locate(root)?),
         Command::BaseImages(args) => args.run(&Project::locate(root)?),
         Command::Bench(args) => args.run(&Project::locate(root)?),
+        Command::Fuzz(args) => args.run(&Project::locate(root)?),
         Command::LambdaBuildAll(args) => build::run(&Project::locate(root)?, build::Selection::AllLambdas, &args),
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
         Command::LambdaBootstrap(args) => build::bootstrap(&Project::locate(root)?, &args),
@@ -62,6 +64,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Rollback(args) => args.run(&Project::locate(root)?),
         Command::InfraSetup(args) => args.run(root),
         Command::InfraPreview(args) => args.run(root),
+        Command::InfraPrComment(args) => args.run(),
         Command::InfraUp(args) => args.run(root),
         Command::InfraBootstrap(args) => args.run(root),
         Command::InfraOutputs(args) => args.run(root),

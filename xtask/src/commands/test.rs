@@ -14,6 +14,7 @@ use xtask_engine::Cmd;
 
 use crate::project::Project;
 use crate::tools::{Group, SystemTool, is_root};
+use xtask_repo::Suite;
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
@@ -25,18 +26,11 @@ pub struct TestArgs {
     pub python_only: bool,
 }
 
-/// The pytest runs, from the same repository model CI's test matrix comes from: every
-/// uv workspace member and the integration tests, then the Lambda handlers and the
-/// contract and perf suites. (`label`, folder relative to the root.)
-pub fn python_suites(project: &Project) -> Result<Vec<(String, String)>> {
-    let repo = xtask_ci::Repo::discover(&project.root)?;
-    let mut suites: Vec<(String, String)> = repo.packages.iter().map(|p| (p.name.clone(), p.dir.clone())).collect();
-    for (label, dir) in [("lambdas", xtask_ci::repo::LAMBDAS_DIR), ("contract", "tests/contract"), ("perf", "tests/perf")] {
-        if project.root.join(dir).is_dir() {
-            suites.push((label.to_owned(), dir.to_owned()));
-        }
-    }
-    Ok(suites)
+/// The pytest runs, from the repository model CI's test matrix comes from too: every
+/// uv workspace member and the integration tests, then the Lambda handlers, the contract
+/// and perf suites, and the Pulumi programs in their own uv project.
+pub fn python_suites(project: &Project) -> Result<Vec<Suite>> {
+    Ok(project.repository()?.suites.clone())
 }
 
 impl TestArgs {
@@ -72,28 +66,16 @@ impl TestArgs {
                 .dir(&project.root)
                 .inherit_output()
                 .run()?;
-            for (label, path) in python_suites(project)? {
-                eprintln!("== pytest {label}");
-                let r = Cmd::new(uv.as_str(), format!("run the {label} tests"))
-                    .args(["run", "--frozen", "pytest", "-q", path.as_str()])
-                    .dir(&project.root)
-                    .inherit_output()
-                    .run();
-                if let Err(e) = r {
-                    eprintln!("{e}");
-                    failed.push(label);
+            for suite in python_suites(project)? {
+                eprintln!("== pytest {}", suite.name);
+                let mut cmd = Cmd::new(uv.as_str(), format!("run the {} tests", suite.name)).args(["run", "--frozen"]);
+                if let Some(uv_project) = &suite.uv_project {
+                    cmd = cmd.args(["--project", uv_project.as_str()]);
                 }
-            }
-            if project.root.join("infra/pyproject.toml").is_file() {
-                eprintln!("== pytest infra");
-                let r = Cmd::new(uv.as_str(), "run the Pulumi program tests")
-                    .args(["run", "--frozen", "--project", "infra", "pytest", "-q", "infra"])
-                    .dir(&project.root)
-                    .inherit_output()
-                    .run();
+                let r = cmd.args(["pytest", "-q", suite.dir.as_str()]).dir(&project.root).inherit_output().run();
                 if let Err(e) = r {
                     eprintln!("{e}");
-                    failed.push("infra".into());
+                    failed.push(suite.name);
                 }
             }
         }

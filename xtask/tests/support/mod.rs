@@ -53,7 +53,10 @@ impl Fixture {
         );
         f.write("libs/tradai-common/src/tradai_common/__init__.py", "VERSION = 1\n");
         f.write("libs/tradai-common/tests/test_x.py", "def test_x():\n    assert True\n");
-        f.write("lambdas/base/Dockerfile", "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n");
+        f.write(
+            "lambdas/base/Dockerfile",
+            "ARG PYTHON_BASE\nFROM ${PYTHON_BASE}\nCOPY site-packages/ /var/lang/lib/python3.11/site-packages/\n",
+        );
         // A file of lambda-base's context unique to this fixture: its images get hashes of
         // their own, so that the engine, a cache shared by every test, never hands one
         // fixture the images another built (`clones_in_different_folders_hash_identically`
@@ -66,9 +69,25 @@ impl Fixture {
         f
     }
 
+    /// A second clone of `other` in a folder of its own: the same files, so the same input
+    /// hashes, and no state (its `target/` is not copied).
+    pub fn clone_of(other: &Fixture) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("cp").arg("-r").arg(format!("{}/.", other.path().display())).arg(dir.path()).status().unwrap();
+        assert!(status.success());
+        let _ = fs::remove_dir_all(dir.path().join("target"));
+        Fixture { dir }
+    }
+
     pub fn add_lambda(&self, name: &str) {
-        self.write(&format!("lambdas/{name}/Dockerfile"), "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY handler.py /var/task/\nCMD [\"handler.lambda_handler\"]\n");
-        self.write(&format!("lambdas/{name}/handler.py"), &format!("def lambda_handler(event, context):\n    return {{\"name\": \"{name}\"}}\n"));
+        self.write(
+            &format!("lambdas/{name}/Dockerfile"),
+            "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY handler.py /var/task/\nCMD [\"handler.lambda_handler\"]\n",
+        );
+        self.write(
+            &format!("lambdas/{name}/handler.py"),
+            &format!("def lambda_handler(event, context):\n    return {{\"name\": \"{name}\"}}\n"),
+        );
         self.write(&format!("lambdas/{name}/.dockerignore"), "tests\n");
         self.write(&format!("lambdas/{name}/tests/test_handler.py"), "def test_it():\n    assert True\n");
     }
@@ -116,7 +135,8 @@ impl Fixture {
 }
 
 pub fn parse_targets(stdout: &[u8]) -> Vec<(String, String, serde_json::Value)> {
-    let v: serde_json::Value = serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(stdout)));
+    let v: serde_json::Value =
+        serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(stdout)));
     v["targets"]
         .as_array()
         .expect("targets array")

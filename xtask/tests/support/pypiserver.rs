@@ -23,6 +23,12 @@ pub struct PyPiServer {
 
 impl PyPiServer {
     pub fn start() -> PyPiServer {
+        PyPiServer::start_with(USER, PASSWORD)
+    }
+
+    /// Starts it with uploads allowed to `user` with `password` only (CodeArtifact's
+    /// user `aws` and a token, say).
+    pub fn start_with(user: &str, password: &str) -> PyPiServer {
         python();
         let dir = tempfile::tempdir().unwrap();
         let packages = dir.path().join("packages");
@@ -31,7 +37,7 @@ impl PyPiServer {
         let made = Command::new(python())
             .args(["-c", "import sys; from passlib.apache import HtpasswdFile as H; h = H(sys.argv[1], new=True); h.set_password(sys.argv[2], sys.argv[3]); h.save()"])
             .arg(&htpasswd)
-            .args([USER, PASSWORD])
+            .args([user, password])
             .output()
             .unwrap();
         assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));

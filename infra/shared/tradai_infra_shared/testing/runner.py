@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +108,41 @@ def write_manifest(manifest: Mapping[str, Any]) -> str:
     return handle.name
 
 
+# Where `cargo xtask` publishing records digests (its images::PUBLISHED_DIR), and the
+# registry the mocked compute program deploys from (the mocks' account and region).
+PUBLISHED_DIR = INFRA_DIR / "compute" / ".image-manifests"
+
+
+def mock_registry() -> str:
+    from .mocks import ACCOUNT_ID, REGION
+
+    return f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com"
+
+
+@contextlib.contextmanager
+def published_image_manifest(manifest: Mapping[str, Any]) -> Iterator[Path]:
+    """Place ``manifest`` where publishing to the mocks' ECR registry records digests, for
+    the duration of the block, as ``cargo xtask lambda-bootstrap --registry ecr`` would
+    (the folder is created ignoring itself for git, as the tool creates it). The mocks'
+    account is fictitious, so no real publish is ever overwritten; the file is removed
+    afterwards, and the folder too when the block created it."""
+    created = not PUBLISHED_DIR.exists()
+    PUBLISHED_DIR.mkdir(parents=True, exist_ok=True)
+    ignore = PUBLISHED_DIR / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# Written by cargo xtask when it publishes images; never committed.\n*\n")
+    path = PUBLISHED_DIR / (mock_registry() + ".json")
+    path.write_text(json.dumps({"registry": mock_registry(), **manifest}))
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        if created:
+            ignore.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                PUBLISHED_DIR.rmdir()
+
+
 _lock = threading.Lock()
 _runs: dict[tuple, Future] = {}
 
@@ -118,15 +153,21 @@ def run_stack(
     *,
     config: Mapping[str, str] | None = None,
     env_vars: Mapping[str, str] | None = None,
+    cache: bool = True,
 ) -> StackRun:
     """Run ``infra/<stack>/__main__.py`` for ``env`` under mocks (cached per arguments).
 
     ``config`` overrides keys of ``Pulumi.<env>.yaml``; ``env_vars`` are set for the
     program (an empty value unsets). The compute stack gets a complete fake image
-    manifest unless ``TRADAI_IMAGE_MANIFEST`` or ``tradai-compute:image_manifest`` is given.
+    manifest unless ``TRADAI_IMAGE_MANIFEST`` or ``tradai-compute:image_manifest`` is given;
+    with ``TRADAI_IMAGE_MANIFEST`` set empty it reads the published manifest, if any.
+    ``cache=False`` runs the program afresh, for runs that depend on files outside the
+    arguments (a published manifest).
     """
     config = dict(config or {})
     env_vars = dict(env_vars or {})
+    if not cache:
+        return _execute(stack, env, config, env_vars)
     key = (stack, env, tuple(sorted(config.items())), tuple(sorted(env_vars.items())))
     with _lock:
         future = _runs.get(key)

@@ -101,11 +101,15 @@ impl Assembler {
 
     /// Whether an assembled output still exists where this run needs it.
     pub fn output_exists(&self, output: &Output, engine: &DockerEngine) -> Result<bool> {
-        let Some(manifest) = output.detail.get(DETAIL_MANIFEST) else { return Ok(false) };
-        if !self.store.has(manifest) || !self.store.has(&output.artifact) {
+        if !self.in_store(output) {
             return Ok(false);
         }
         if self.deliver_local { engine.has_image(&output.artifact) } else { Ok(true) }
+    }
+
+    /// Whether the image store holds an assembled output (its manifest and config).
+    pub fn in_store(&self, output: &Output) -> bool {
+        output.detail.get(DETAIL_MANIFEST).is_some_and(|m| self.store.has(m)) && self.store.has(&output.artifact)
     }
 
     /// Assembles one image. `base_of` maps the FROM reference to a dependency's output

@@ -195,7 +195,12 @@ impl DockerEngine {
         use std::io::BufRead as _;
         use std::process::{Command, Stdio};
         use std::sync::atomic::{AtomicBool, Ordering};
-        let mut child = Command::new("docker")
+        let mut command = Command::new("docker");
+        // Pulumi's secrets stay with pulumi, as with every `Cmd`.
+        for name in xtask_engine::process::withheld() {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(["pull", reference])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -208,7 +208,9 @@ impl Builder for ImageBuilder {
         }
         let latest = format!("{}:latest", self.spec.repository);
         let named = self.engine.resolve(&latest)?.as_deref() == Some(output.artifact.as_str());
+        // `latest` naming the image proves the engine holds it: one lookup in all.
         let exists = match (&self.assembler, assembled) {
+            (Some(a), true) if named => a.in_store(output),
             (Some(a), true) => a.output_exists(output, &self.engine)?,
             _ => named || self.engine.has_image(&output.artifact)?,
         };

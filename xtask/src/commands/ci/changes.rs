@@ -8,13 +8,13 @@ pub(super) fn changes(project: &Project, github: &Github, args: &ChangesArgs) ->
     // Tests follow the files and their imports; images follow the engine's input hashes.
     let affected = match (&args.base, args.all) {
         (_, true) => {
-            let mut a = xtask_ci::everything(&repo);
+            let mut a = xtask_ci::everything(repo);
             a.set_targets(&crate::changes::all_targets(project)?);
             a
         }
         (Some(base), false) => {
             let files = xtask_ci::git::changed_files(&project.root, base, args.head.as_deref())?;
-            let mut a = xtask_ci::analyze(&repo, &files);
+            let mut a = xtask_ci::analyze(repo, &files).context("failed to read the Python imports")?;
             a.set_targets(&crate::changes::changed_targets(project, base, args.head.as_deref())?);
             a
         }

@@ -22,12 +22,16 @@ impl Gate<'_> {
         let (check, check_code) =
             self.capture(ruff("check the Pulumi programs with ruff")?.args(["check", "--output-format=json", "."]))?;
         let infra_root = self.root().join("infra");
-        let found: Vec<Diagnostic> = diagnostics::ruff_check(&check, infra_root.as_str()).into_iter().map(|d| under_dir(d, "infra")).collect();
+        let found: Vec<Diagnostic> =
+            diagnostics::ruff_check(&check, infra_root.as_str()).into_iter().map(|d| under_dir(d, "infra")).collect();
         show(&found);
-        let (format, format_code) = self.capture(ruff("check the Pulumi programs' formatting")?.args(["format", "--check", "."]))?;
-        eprint!("{format}");
+        let (format, format_code) =
+            self.capture(ruff("check the Pulumi programs' formatting")?.args(["format", "--check", "--output-format=json", "."]))?;
+        let unformatted: Vec<Diagnostic> =
+            diagnostics::ruff_format(&format, infra_root.as_str()).into_iter().map(|d| under_dir(d, "infra")).collect();
+        show(&unformatted);
         self.github.end_group();
-        let mut diagnostics: Vec<Diagnostic> = found.into_iter().chain(diagnostics::ruff_format(&format).into_iter().map(|d| under_dir(d, "infra"))).collect();
+        let mut diagnostics: Vec<Diagnostic> = found.into_iter().chain(unformatted).collect();
         let ok = check_code == Some(0) && format_code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new("ruff", format!("ruff failed on infra/: {}", last_line(&format!("{check}{format}")))));
@@ -58,5 +62,4 @@ impl Gate<'_> {
         self.record(JobResult { name: "infra tests".into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
         Ok(())
     }
-
 }

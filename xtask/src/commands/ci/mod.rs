@@ -18,9 +18,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Args, Subcommand};
 use xtask_ci::diagnostics::{self, Diagnostic};
 use xtask_ci::github::markdown_table;
-use xtask_ci::repo::{LAMBDAS_DIR, coverage_threshold};
-use xtask_ci::{Affected, Github, Repo};
+use xtask_ci::{Affected, Github};
 use xtask_engine::{Cmd, ProcessError, Program};
+use xtask_repo::suites::{CONTRACT_DIR, PERF_DIR};
+use xtask_repo::{LAMBDAS_DIR, Repository, coverage_threshold};
 
 use crate::project::Project;
 use crate::tools::Group;
@@ -39,10 +40,6 @@ const TOOLS: &[&str] = &["ruff", "mypy", "pytest", "bandit", "pip-audit"];
 /// The workflow checkers' programs, from the locked `workflow-lint` dependency group.
 const WORKFLOW_BINARIES: &[&str] = &["zizmor", "check-jsonschema", "actionlint"];
 const WORKFLOWS_DIR: &str = ".github/workflows";
-
-/// The folders of the performance and contract suites.
-const PERF_DIR: &str = "tests/perf";
-const CONTRACT_DIR: &str = "tests/contract";
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -146,9 +143,9 @@ impl CiArgs {
                 let affected = match &self.base {
                     Some(base) => {
                         let files = xtask_ci::git::changed_files(&project.root, base, None)?;
-                        xtask_ci::analyze(&repo, &files)
+                        xtask_ci::analyze(repo, &files).context("failed to read the Python imports")?
                     }
-                    None => xtask_ci::everything(&repo),
+                    None => xtask_ci::everything(repo),
                 };
                 let mut ci = Gate::new(project, github, cli)?;
                 ci.lint()?;
@@ -176,8 +173,9 @@ impl CiArgs {
     }
 }
 
-fn discover(project: &Project) -> Result<Repo> {
-    Repo::discover(&project.root).context("failed to read the repository for change detection")
+/// The repository model every job reads (loaded once per run).
+fn discover(project: &Project) -> Result<&Repository> {
+    project.repository()
 }
 
 /// How one job ended.

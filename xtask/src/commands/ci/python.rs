@@ -11,12 +11,17 @@ impl Gate<'_> {
             self.capture(self.tool("ruff", "check the Python code with ruff")?.args(["check", "--output-format=json", "."]))?;
         let found = diagnostics::ruff_check(&check, self.root().as_str());
         show(&found);
-        let (format, format_code) =
-            self.capture(self.tool("ruff", "check the Python formatting with ruff")?.args(["format", "--check", "."]))?;
-        eprint!("{format}");
+        let (format, format_code) = self.capture(self.tool("ruff", "check the Python formatting with ruff")?.args([
+            "format",
+            "--check",
+            "--output-format=json",
+            ".",
+        ]))?;
+        let unformatted = diagnostics::ruff_format(&format, self.root().as_str());
+        show(&unformatted);
         self.github.end_group();
         let mut diagnostics = found;
-        diagnostics.extend(diagnostics::ruff_format(&format));
+        diagnostics.extend(unformatted);
         let ok = check_code == Some(0) && format_code == Some(0);
         if !ok && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::new(
@@ -33,7 +38,7 @@ impl Gate<'_> {
         self.ensure_tools()?;
         let repo = discover(self.project)?;
         let packages: Vec<_> =
-            repo.packages.iter().filter(|p| p.project.is_some() && self.root().join(&p.dir).join("src").is_dir()).cloned().collect();
+            repo.members.iter().filter(|p| p.project.is_some() && self.root().join(&p.dir).join("src").is_dir()).cloned().collect();
         if packages.is_empty() {
             bail!("no workspace package with a src/ folder under {}; check [tool.uv.workspace] members in pyproject.toml", self.root());
         }
@@ -68,16 +73,17 @@ impl Gate<'_> {
         let (dir, cov): (String, Vec<String>) = if name == "lambdas" {
             (LAMBDAS_DIR.to_owned(), vec![LAMBDAS_DIR.to_owned()])
         } else {
-            let Some(p) = repo.package(name) else {
-                let mut valid: Vec<&str> = repo.packages.iter().map(|p| p.name.as_str()).collect();
+            let Some(p) = repo.matrix().find(|s| s.name == name) else {
+                let mut valid: Vec<&str> = repo.matrix().map(|p| p.name.as_str()).collect();
                 valid.push("lambdas");
                 bail!("unknown test suite `{name}`; valid: {}", valid.join(", "));
             };
-            let modules: BTreeSet<String> = if p.modules.is_empty() {
+            let own: BTreeSet<String> = repo.member(name).map(|m| m.modules.iter().cloned().collect()).unwrap_or_default();
+            let modules: BTreeSet<String> = if own.is_empty() {
                 // The integration tests measure the workspace packages they drive.
-                repo.packages.iter().flat_map(|q| q.modules.iter().cloned()).collect()
+                repo.members.iter().flat_map(|q| q.modules.iter().cloned()).collect()
             } else {
-                p.modules.iter().cloned().collect()
+                own
             };
             (p.dir.clone(), modules.into_iter().collect())
         };
@@ -192,5 +198,4 @@ impl Gate<'_> {
         self.record(JobResult { name: name.into(), ok, seconds: started.elapsed().as_secs_f64(), note, diagnostics });
         Ok(())
     }
-
 }

@@ -83,7 +83,6 @@ impl Gate<'_> {
         let note = |ok: bool, found: &[Diagnostic]| if ok { String::new() } else { format!("{} finding(s)", found.len()) };
         self.run_checker("security bandit", &group, "bandit", cmd, diagnostics::bandit, note)
     }
-
 }
 
 /// pip-audit's JSON: every vulnerability as a diagnostic on its `uv.lock` entry, the
@@ -118,7 +117,6 @@ pub(super) fn audit_findings(json: &serde_json::Value, lock: &str) -> (Vec<Diagn
     }
     (diagnostics, audited, skipped)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -39,12 +39,16 @@ impl Gate<'_> {
             .args(["-no-color", "-format", diagnostics::ACTIONLINT_JSON])
             .args(paths.iter().cloned())
             .dir(self.root());
-        self.run_checker("workflows actionlint", "ci workflows: actionlint", "actionlint", actionlint, diagnostics::actionlint, |_, _| files_note.clone())?;
+        self.run_checker("workflows actionlint", "ci workflows: actionlint", "actionlint", actionlint, diagnostics::actionlint, |_, _| {
+            files_note.clone()
+        })?;
         let zizmor = Cmd::new(bin.join("zizmor").as_str(), "audit the workflows with zizmor")
             .args(["--offline", "--quiet", "--format", "json", WORKFLOWS_DIR])
             .env("NO_COLOR", "1")
             .dir(self.root());
-        self.run_checker("workflows zizmor", "ci workflows: zizmor --offline", "zizmor", zizmor, diagnostics::zizmor, |_, found| format!("{} finding(s)", found.len()))?;
+        self.run_checker("workflows zizmor", "ci workflows: zizmor --offline", "zizmor", zizmor, diagnostics::zizmor, |_, found| {
+            format!("{} finding(s)", found.len())
+        })?;
 
         let started = Instant::now();
         self.github.group("ci workflows: check-jsonschema --builtin-schema vendor.github-workflows");
@@ -70,7 +74,6 @@ impl Gate<'_> {
         });
         Ok(())
     }
-
 }
 
 /// Every `cargo xtask ...` line of the workflows names a real command and only flags

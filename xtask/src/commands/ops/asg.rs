@@ -8,7 +8,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use xtask_aws::{Aws, AwsError, RefreshPreferences, ResourceKind};
 
-use super::{ChangeArgs, Env, EnvArg, WaitArgs, Watch, confirm, connect, resource_name, table, utc_time};
+use super::{ChangeArgs, Env, EnvArg, WaitArgs, Watch, confirm, connect, table, utc_time};
 use crate::project::Project;
 
 /// A refresh replaces instances one at a time, each warming up; 30 minutes is bounded
@@ -37,7 +37,7 @@ pub struct AsgRefreshArgs {
 
 /// The consolidated group of an environment (config.py `get_resource_name("consolidated")`).
 pub fn group_name(env: Env) -> String {
-    resource_name("consolidated", env)
+    super::names().consolidated_group(env.name())
 }
 
 /// Maps a missing group in prod (which runs everything on Fargate) to the command that
@@ -189,10 +189,20 @@ mod tests {
 
     #[test]
     fn a_missing_prod_group_points_at_ecs() {
-        let e = AwsError::NotFound { kind: ResourceKind::AutoScalingGroup, name: "tradai-consolidated-prod".into(), place: String::new(), env: "prod".into() };
+        let e = AwsError::NotFound {
+            kind: ResourceKind::AutoScalingGroup,
+            name: "tradai-consolidated-prod".into(),
+            place: String::new(),
+            env: "prod".into(),
+        };
         let text = explain_missing(e, Env::Prod).to_string();
         assert!(text.contains("ecs-force-deploy-all --env prod"), "{text}");
-        let e = AwsError::NotFound { kind: ResourceKind::AutoScalingGroup, name: "tradai-consolidated-dev".into(), place: String::new(), env: "dev".into() };
+        let e = AwsError::NotFound {
+            kind: ResourceKind::AutoScalingGroup,
+            name: "tradai-consolidated-dev".into(),
+            place: String::new(),
+            env: "dev".into(),
+        };
         assert!(explain_missing(e, Env::Dev).to_string().contains("infra-up compute dev"));
     }
 }

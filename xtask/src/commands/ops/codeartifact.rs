@@ -15,8 +15,6 @@ use xtask_aws::{Aws, Secret};
 use super::{Env, Watch, connect, duration_text, utc_time};
 use crate::project::Project;
 
-/// The Python repository in every environment's domain (config.py `CODEARTIFACT_REPOSITORY`).
-pub const REPOSITORY: &str = "tradai-python";
 /// The user name CodeArtifact expects with a token.
 pub const TOKEN_USER: &str = "aws";
 /// The longest token CodeArtifact issues, as the seeds' login (12h).
@@ -41,9 +39,9 @@ pub struct CodeartifactLoginArgs {
     pub uv_config: Option<Utf8PathBuf>,
 }
 
-/// The CodeArtifact domain of an environment (the persistent stack's `tradai-<env>`).
+/// The CodeArtifact domain of an environment (the persistent stack's `<project>-<env>`).
 pub fn domain(env: Env) -> String {
-    format!("{}-{env}", super::project_name())
+    super::names().codeartifact_domain(env.name())
 }
 
 /// A package index with credentials: where to upload, where its simple index is.
@@ -77,9 +75,11 @@ impl PackageIndex {
 pub fn codeartifact_index(aws: &Aws, env: Env, owner: Option<&str>, duration: Duration) -> Result<PackageIndex> {
     let domain = domain(env);
     let token = aws.codeartifact_token(&domain, owner, duration)?;
-    let url = aws.codeartifact_pypi_endpoint(&domain, owner, REPOSITORY)?;
+    // The Python repository in every environment's domain (config.py `CODEARTIFACT_REPOSITORY`).
+    let repository = super::names().codeartifact_repository();
+    let url = aws.codeartifact_pypi_endpoint(&domain, owner, &repository)?;
     Ok(PackageIndex {
-        label: format!("CodeArtifact {domain}/{REPOSITORY} ({url})"),
+        label: format!("CodeArtifact {domain}/{repository} ({url})"),
         url,
         username: TOKEN_USER.to_owned(),
         password: Some(token.token),
@@ -161,7 +161,12 @@ pub fn write_private(path: &Utf8Path, text: &str) -> Result<()> {
     let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or("config"), std::process::id()));
     let _ = fs::remove_file(&tmp);
     {
-        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).with_context(|| format!("failed to create {tmp}"))?;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .with_context(|| format!("failed to create {tmp}"))?;
         f.write_all(text.as_bytes()).with_context(|| format!("failed to write {tmp}"))?;
         f.sync_all().with_context(|| format!("failed to write {tmp}"))?;
     }
@@ -238,7 +243,8 @@ fn set_uv_index(text: &str, url: &str) -> String {
         out.push_str("\n\n");
     }
     out.push_str(&format!(
-        "{UV_BEGIN}\n[[index]]\nname = \"tradai-codeartifact\"\nurl = {}\ndefault = true\n{UV_END}\n",
+        "{UV_BEGIN}\n[[index]]\nname = {}\nurl = {}\ndefault = true\n{UV_END}\n",
+        toml_string(&format!("{}-codeartifact", super::names().project())),
         toml_string(url)
     ));
     out
@@ -292,7 +298,10 @@ mod tests {
         let after = set_ini_value(before, "global", "index-url", "U");
         assert_eq!(after, "[install]\nuser = true\n\n[global]\nindex-url = U\ntimeout = 60\n");
         assert_eq!(set_ini_value(&after, "global", "index-url", "V"), after.replace("= U", "= V"));
-        assert_eq!(set_ini_value("[install]\nuser = true\n", "global", "index-url", "U"), "[install]\nuser = true\n\n[global]\nindex-url = U\n");
+        assert_eq!(
+            set_ini_value("[install]\nuser = true\n", "global", "index-url", "U"),
+            "[install]\nuser = true\n\n[global]\nindex-url = U\n"
+        );
     }
 
     #[test]

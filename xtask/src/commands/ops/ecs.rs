@@ -9,14 +9,14 @@ use anyhow::{Result, bail};
 use clap::Args;
 use xtask_aws::{Aws, DeploymentOutcome, DeploymentState, EcsService, ResourceKind};
 
-use super::{ChangeArgs, Env, EnvArg, WaitArgs, Watch, confirm, connect, resource_name, table};
+use super::{ChangeArgs, Env, EnvArg, WaitArgs, Watch, confirm, connect, table};
 use crate::project::Project;
 
 /// The trading services: the strategy-service image run as long-lived ECS services in
 /// every environment (deployment.toml, which config.py reads too); they have no
 /// Dockerfile of their own.
 pub fn trading_services() -> Vec<String> {
-    super::deployment().trading_services.keys().cloned().collect()
+    super::deployment().trading_services()
 }
 
 /// What `ecs-force-deploy-all` redeploys, as the seeds define it: the trading services.
@@ -61,22 +61,21 @@ pub fn known_services(project: &Project) -> Result<Vec<String>> {
     Ok(all)
 }
 
-/// The ECS service name: `tradai-<service>-<env>`, with `backend` deployed as
+/// The ECS service name: `<project>-<service>-<env>`, with `backend` deployed as
 /// `backend-api` (config.py `get_ecs_service_name`).
 pub fn ecs_service_name(service: &str, env: Env) -> String {
-    let deployed = if service == "backend" { "backend-api" } else { service };
-    resource_name(deployed, env)
+    super::names().ecs_service(service, env.name())
 }
 
 /// The ECS cluster of an environment.
 pub fn cluster_name(env: Env) -> String {
-    format!("{}-{env}", super::project_name())
+    super::names().cluster(env.name())
 }
 
 /// Checks a service name typed by the user; `backend-api` is accepted for `backend`.
 fn resolve_service(project: &Project, name: &str) -> Result<String> {
     let known = known_services(project)?;
-    let name = if name == "backend-api" { "backend" } else { name };
+    let name = super::names().service_of_deployed(name);
     if known.iter().any(|k| k == name) {
         return Ok(name.to_owned());
     }
@@ -140,7 +139,8 @@ impl EcsStatusArgs {
         } else {
             out.push_str(&table(&["service", "desired", "running", "pending", "task definition", "image", "deployment"], &rows));
         }
-        let absent: Vec<String> = known_services(project)?.iter().map(|s| ecs_service_name(s, env)).filter(|n| !names.contains(n)).collect();
+        let absent: Vec<String> =
+            known_services(project)?.iter().map(|s| ecs_service_name(s, env)).filter(|n| !names.contains(n)).collect();
         if !absent.is_empty() {
             out.push_str(&format!("not in the cluster: {}", absent.join(", ")));
             if super::consolidated(env) {
@@ -170,7 +170,10 @@ fn short_digest(d: &str) -> String {
 /// One cell on the state of a service's deployments.
 fn deployment_summary(s: &EcsService) -> String {
     let Some(p) = s.primary() else { return "no deployment".into() };
-    let mut text = p.rollout_state.clone().unwrap_or_else(|| if s.deployments.len() == 1 && p.running == p.desired { "STEADY".into() } else { "IN_PROGRESS".into() });
+    let mut text = p
+        .rollout_state
+        .clone()
+        .unwrap_or_else(|| if s.deployments.len() == 1 && p.running == p.desired { "STEADY".into() } else { "IN_PROGRESS".into() });
     let older = s.deployments.len().saturating_sub(1);
     if older > 0 {
         text.push_str(&format!(" (+{older} older)"));
@@ -236,7 +239,13 @@ impl EcsForceDeployAllArgs {
 }
 
 fn aws_missing_service(name: &str, cluster: &str, env: Env) -> String {
-    xtask_aws::AwsError::NotFound { kind: ResourceKind::EcsService, name: name.to_owned(), place: format!(" in cluster {cluster}"), env: env.to_string() }.to_string()
+    xtask_aws::AwsError::NotFound {
+        kind: ResourceKind::EcsService,
+        name: name.to_owned(),
+        place: format!(" in cluster {cluster}"),
+        env: env.to_string(),
+    }
+    .to_string()
 }
 
 /// Forces a new deployment of each `(service, ECS name)`, then waits for all of them in
@@ -299,12 +308,17 @@ pub(super) fn deploy(aws: &Aws, cluster: &str, services: &[(String, String)], wa
 }
 
 fn report_outcome(watch: &mut Watch, o: &DeploymentOutcome) {
-    let counts = o.last.as_ref().map(|s| format!("{}/{} running, {}", s.running, s.desired, s.task_definition_revision())).unwrap_or_default();
+    let counts =
+        o.last.as_ref().map(|s| format!("{}/{} running, {}", s.running, s.desired, s.task_definition_revision())).unwrap_or_default();
     let secs = o.seconds.round() as u64;
     let line = match (&o.state, o.timed_out) {
         (_, true) => format!("timed out {}: deployment {} still in progress after {secs}s ({counts})", o.service, o.deployment_id),
-        (DeploymentState::Completed, _) => format!("deployed {}: deployment {} completed in {secs}s ({counts})", o.service, o.deployment_id),
-        (DeploymentState::Failed(reason), _) => format!("failed   {}: deployment {} failed: {reason} ({counts})", o.service, o.deployment_id),
+        (DeploymentState::Completed, _) => {
+            format!("deployed {}: deployment {} completed in {secs}s ({counts})", o.service, o.deployment_id)
+        }
+        (DeploymentState::Failed(reason), _) => {
+            format!("failed   {}: deployment {} failed: {reason} ({counts})", o.service, o.deployment_id)
+        }
         (DeploymentState::Superseded(by), _) => format!("replaced {}: deployment {} was replaced by {by}", o.service, o.deployment_id),
         (DeploymentState::InProgress, _) => format!("pending  {}: deployment {} ({counts})", o.service, o.deployment_id),
     };

@@ -18,7 +18,7 @@ use serde::Serialize;
 use xtask_aws::{Aws, ResourceKind};
 
 use super::{Env, EnvArg, connect, table};
-use crate::project::{Project, lambda_image};
+use crate::project::Project;
 
 #[derive(Debug, Args)]
 pub struct LambdaCheckImagesArgs {
@@ -36,7 +36,9 @@ pub struct LambdaCheckImagesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum ImageState {
-    Present { digest: String },
+    Present {
+        digest: String,
+    },
     Missing,
     /// The ECR repository itself does not exist.
     NoRepository,
@@ -95,7 +97,13 @@ impl ImageCheck {
             ));
         }
         fix.push_str("build and push the images with `cargo xtask lambda-bootstrap --registry ecr`");
-        bail!("{} of {} Lambda images are missing from ECR for tag {}: {}; {fix}", missing.len(), self.images.len(), self.tag, names.join(", "))
+        bail!(
+            "{} of {} Lambda images are missing from ECR for tag {}: {}; {fix}",
+            missing.len(),
+            self.images.len(),
+            self.tag,
+            names.join(", ")
+        )
     }
 }
 
@@ -104,8 +112,8 @@ pub fn check_lambda_images(project: &Project, aws: &Aws, tag: &str) -> Result<Im
     let tags = [tag.to_owned()];
     let mut images = Vec::new();
     let mut api_calls = 0;
-    for name in project.lambdas()? {
-        let repository = lambda_image(&name);
+    for lambda in &project.repository()?.lambdas {
+        let (name, repository) = (lambda.name.clone(), lambda.image.clone());
         api_calls += 1;
         let state = match aws.batch_get_images(&repository, &tags) {
             Ok(found) => match found.into_iter().find(|f| f.tag == tag) {
@@ -162,12 +170,13 @@ mod tests {
     use super::*;
 
     fn image(name: &str, state: ImageState) -> LambdaImage {
-        LambdaImage { name: name.into(), repository: lambda_image(name), state }
+        LambdaImage { name: name.into(), repository: crate::project::lambda_image(name), state }
     }
 
     #[test]
     fn complete_check_passes_and_lists_digests() {
-        let c = ImageCheck { tag: "latest".into(), images: vec![image("a", ImageState::Present { digest: "sha256:1".into() })], api_calls: 1 };
+        let c =
+            ImageCheck { tag: "latest".into(), images: vec![image("a", ImageState::Present { digest: "sha256:1".into() })], api_calls: 1 };
         assert!(c.ensure_complete(Env::Dev).is_ok());
         assert_eq!(c.digests(), BTreeMap::from([("tradai/lambda-a".to_owned(), "sha256:1".to_owned())]));
     }

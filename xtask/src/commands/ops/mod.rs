@@ -1,7 +1,8 @@
 //! Operations on the running system (the seeds' "Service Operations" and emergency
 //! procedures): ECS status and redeploys, the consolidated EC2 group, CodeArtifact login
 //! and library publishing, the Lambda image check and rollback. Everything AWS goes through
-//! `xtask_aws`; this module adds the TradAI names, confirmation for prod, progress and
+//! `xtask_aws`; every name (cluster, service, function, group, repository) comes from the
+//! repository model's naming rules; this module adds confirmation for prod, progress and
 //! the fixes that errors suggest.
 
 pub mod asg;
@@ -24,11 +25,21 @@ use crate::project::Project;
 /// A deployment environment: the same type the stack graph uses.
 pub use xtask_pulumi::graph::Env;
 
-pub use crate::deployment::{deployment, project_name};
+use xtask_repo::{Deployment, Names};
+
+/// The deployment facts (the repository model's, from deployment.toml).
+pub fn deployment() -> &'static Deployment {
+    Deployment::builtin()
+}
+
+/// The naming rules (the repository model's).
+pub fn names() -> &'static Names {
+    xtask_repo::names()
+}
 
 /// Whether the API services of `env` run on the consolidated EC2 host instead of ECS.
 pub fn consolidated(env: Env) -> bool {
-    deployment().consolidated_ec2.get(env.name()).copied().unwrap_or(false)
+    deployment().consolidated(env.name())
 }
 
 /// `--env` for commands that only read.
@@ -73,9 +84,9 @@ impl WaitArgs {
     }
 }
 
-/// `tradai-<name>-<env>`, the standard resource name (config.py `get_resource_name`).
+/// `<project>-<name>-<env>`, the standard resource name (config.py `get_resource_name`).
 pub fn resource_name(name: &str, env: Env) -> String {
-    format!("{}-{name}-{env}", project_name())
+    names().resource(name, env.name())
 }
 
 /// Refuses to change prod unless `--yes-prod` is given or the user types `prod` on a
@@ -110,7 +121,13 @@ pub struct Watch {
 impl Watch {
     pub fn new() -> Self {
         let github = std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true");
-        Watch { progress: Progress::plain(), live: std::io::stderr().is_terminal() && !github, drawn: false, last: None, started: Instant::now() }
+        Watch {
+            progress: Progress::plain(),
+            live: std::io::stderr().is_terminal() && !github,
+            drawn: false,
+            last: None,
+            started: Instant::now(),
+        }
     }
 
     /// A lasting line.
@@ -179,15 +196,9 @@ mod tests {
 
     #[test]
     fn the_deployment_facts_cover_every_environment_the_tool_knows() {
-        let d = deployment();
         let known: Vec<&str> = Env::ALL.iter().map(|e| e.name()).collect();
-        let raw: toml::Table = toml::from_str(crate::deployment::FILE).unwrap();
-        let listed: Vec<&str> = raw["environments"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-        assert_eq!(listed, known, "deployment.toml and the stack graph list the same environments");
-        for env in &known {
-            assert!(d.consolidated_ec2.contains_key(*env), "consolidated-ec2 lacks {env}");
-        }
-        assert_eq!(project_name(), "tradai");
+        assert_eq!(deployment().environments, known, "deployment.toml and the stack graph list the same environments");
+        assert_eq!(names().project(), "tradai");
         assert_eq!(crate::commands::ops::ecs::trading_services(), ["dry-run-trading", "live-trading"]);
     }
 
@@ -198,5 +209,4 @@ mod tests {
         assert_eq!(duration_text(245), "4m 05s");
         assert_eq!(duration_text(9), "9s");
     }
-
 }

@@ -166,7 +166,9 @@ fn build_wheels(project: &Project, progress: &Progress) -> Result<Vec<(String, U
 enum Upload {
     Done,
     /// The index already has a file of that name: the same file, or another one.
-    Exists { identical: bool },
+    Exists {
+        identical: bool,
+    },
 }
 
 /// The distribution name (PEP 503 form) and version a wheel's file name carries
@@ -177,7 +179,7 @@ fn wheel_name_version(filename: &str) -> Result<(String, String)> {
     if !(5..=6).contains(&parts.len()) || !filename.ends_with(".whl") {
         bail!("{filename} is not a wheel file name (name-version-python-abi-platform.whl); rebuild the wheel");
     }
-    Ok((xtask_ci::repo::normalize(parts[0]), parts[1].to_owned()))
+    Ok((xtask_repo::normalize(parts[0]), parts[1].to_owned()))
 }
 
 /// Uploads one wheel with `uv publish`. uv reads the index first and skips a file it

@@ -4,10 +4,13 @@
 //! digests: `latest` on every image repository (the services and the consolidated host
 //! run `:latest`, and the next compute deploy pins the Lambdas to it), each Lambda
 //! function updated by digest, the ECS services redeployed and, where the API services
-//! run on the consolidated EC2 host (dev, staging), an instance refresh. `--dry-run`
-//! prints every step and changes nothing.
+//! run on the consolidated EC2 host (dev, staging), an instance refresh. Every step is
+//! decided before anything changes: `--dry-run` prints them and changes nothing, and
+//! `--json` lists them as the build commands do (`steps`, each with `target`, `action`
+//! (`build`, `tag`, `skip`, `update-function`, `redeploy`) and `reason`).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
@@ -18,10 +21,10 @@ use xtask_engine::Cmd;
 use xtask_image::registry::{Manifest, Registry};
 
 use super::ecs::{cluster_name, ecs_service_name, known_services};
-use super::{ChangeArgs, Env, WaitArgs, Watch, asg, confirm, connect, ecs, resource_name};
+use super::{ChangeArgs, Env, WaitArgs, Watch, asg, confirm, connect, ecs, names};
 use crate::commands::build::{self, BuildArgs, Selection};
-use crate::project::{Project, lambda_image};
-use crate::publish::{self, RegistryChoice};
+use crate::project::Project;
+use crate::publish::{self, RegistryChoice, Step};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -36,6 +39,10 @@ pub struct RollbackArgs {
     /// Print every step (with current and target digests) and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Print one JSON object on stdout: every step (`steps`), the notes and what failed
+    /// (human output goes to stderr)
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub wait: WaitArgs,
 }
@@ -74,7 +81,9 @@ struct Function {
 impl Function {
     fn up_to_date(&self) -> bool {
         self.current_uri.as_deref() == Some(self.uri.as_str())
-            || self.digest.as_ref().is_some_and(|d| self.current_digest.as_deref() == Some(d.as_str()) || self.current_uri.as_deref().is_some_and(|u| u.ends_with(d.as_str())))
+            || self.digest.as_ref().is_some_and(|d| {
+                self.current_digest.as_deref() == Some(d.as_str()) || self.current_uri.as_deref().is_some_and(|u| u.ends_with(d.as_str()))
+            })
     }
 }
 
@@ -94,18 +103,24 @@ impl RollbackArgs {
         let registry_name = publish::deploy_setting(project, self.registry.as_deref());
         let registry = match publish::choose(project, Some(&registry_name))? {
             RegistryChoice::Remote(r) => r,
-            RegistryChoice::Local => bail!("rollback finds the images of {tag} in a registry, and `local` is not one; pass --registry ecr (or host[:port])"),
+            RegistryChoice::Local => {
+                bail!("rollback finds the images of {tag} in a registry, and `local` is not one; pass --registry ecr (or host[:port])")
+            }
         };
         let aws = connect(project, env)?;
         let mut watch = Watch::new();
         let mut plan = make_plan(project, registry.as_ref(), &aws, env, tag)?;
-        print_plan(&mut watch, &plan, registry.as_ref(), env, tag);
+        let planned = steps(&plan, tag);
+        print_plan(&mut watch, &plan, &planned, registry.as_ref(), env, tag);
+        let mut report = Report { env: env.name(), tag, registry: registry.name(), dry_run: self.dry_run, ..Report::default() };
+        report.steps = planned.into_iter().map(|p| p.step).collect();
         if self.dry_run {
             // The rebuild's own steps, planned in a worktree of the tag and not run.
             if !plan.missing().is_empty() {
                 rebuild(project, &plan, &registry_name, tag, &mut watch, true)?;
             }
-            return Ok(ExitCode::SUCCESS);
+            report.notes = plan.notes;
+            return self.finish(report);
         }
 
         if !plan.missing().is_empty() {
@@ -118,7 +133,11 @@ impl RollbackArgs {
                     still.join(", ")
                 );
             }
+            // The rebuild's steps, then what the plan made after it does.
+            report.steps.retain(|s| s.action == "build");
+            report.steps.extend(steps(&plan, tag).into_iter().map(|p| p.step));
         }
+        report.notes = plan.notes.clone();
 
         let mut failures: Vec<String> = Vec::new();
         // 1. `latest` on every repository (nothing is pulled or pushed).
@@ -128,7 +147,13 @@ impl RollbackArgs {
                 continue;
             }
             match registry.put_tag(&image.repository, m, "latest") {
-                Ok(()) => watch.line(&format!("tagged   {}:latest -> {} ({tag})", image.repository, m.digest)),
+                Ok(()) => {
+                    watch.line(&format!("tagged   {}:latest -> {} ({tag})", image.repository, m.digest));
+                    // `latest` moved: the compute stack's published image manifest follows it.
+                    if let Err(e) = xtask_pulumi::images::record_published(&project.root, &registry.name(), &image.repository, &m.digest) {
+                        failures.push(format!("{}: {e}", image.repository));
+                    }
+                }
                 Err(e) => failures.push(format!("{}:latest: {e:#}", image.repository)),
             }
         }
@@ -142,7 +167,12 @@ impl RollbackArgs {
         // 3. The consolidated host's refresh is started first; ECS deployments run and
         // are waited for meanwhile.
         let refresh = match &plan.refresh_group {
-            Some(_) => match asg::start_refresh(&aws, env, RefreshPreferences { min_healthy_percentage: 100, max_healthy_percentage: 200 }, &mut watch) {
+            Some(_) => match asg::start_refresh(
+                &aws,
+                env,
+                RefreshPreferences { min_healthy_percentage: 100, max_healthy_percentage: 200 },
+                &mut watch,
+            ) {
                 Ok(id) => Some(id),
                 Err(e) => {
                     failures.push(format!("{e:#}"));
@@ -163,28 +193,56 @@ impl RollbackArgs {
         }
         if failures.is_empty() {
             watch.line(&format!("rolled back {env} to {tag}"));
-            return Ok(ExitCode::SUCCESS);
+            return self.finish(report);
         }
         drop(watch);
+        report.failures = failures.clone();
+        self.finish(report)?;
         bail!(
             "the rollback to {tag} is incomplete ({} problem(s): {}); fix them and run `cargo xtask rollback {tag} --env {env}` again (retags and Lambda updates already done are skipped)",
             failures.len(),
             failures.join("; ")
         )
     }
+
+    /// Prints the report on stdout with `--json`.
+    fn finish(&self, report: Report<'_>) -> Result<ExitCode> {
+        if self.json {
+            let mut stdout = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut stdout, &report).context("failed to write the JSON report")?;
+            writeln!(stdout)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// What `--json` prints: every step, decided before anything changed, and how it went.
+#[derive(Debug, Default, serde::Serialize)]
+struct Report<'a> {
+    env: &'a str,
+    tag: &'a str,
+    registry: String,
+    dry_run: bool,
+    steps: Vec<Step>,
+    /// What is left alone, and why (a missing function, a service on the consolidated host).
+    notes: Vec<String>,
+    /// What failed in a real run.
+    failures: Vec<String>,
 }
 
 /// Looks up the tag and `latest` for every image, the image each Lambda function runs,
 /// and which services and group exist.
 fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, tag: &str) -> Result<Plan> {
-    let mut repos: Vec<(String, Option<String>)> = project.lambdas()?.into_iter().map(|l| (lambda_image(&l), Some(l))).collect();
-    repos.extend(project.services()?.into_iter().map(|s| (crate::project::service_image(&s), None)));
+    let repo = project.repository()?;
+    let mut repos: Vec<(String, Option<String>)> = repo.lambdas.iter().map(|l| (l.image.clone(), Some(l.name.clone()))).collect();
+    repos.extend(repo.services.iter().map(|s| (s.image.clone(), None)));
     let mut wanted = Vec::new();
     for (repo, _) in &repos {
         wanted.push((repo.clone(), tag.to_owned()));
         wanted.push((repo.clone(), "latest".to_owned()));
     }
-    let answers = registry.lookup(&wanted).with_context(|| format!("cannot look up the images of {tag} in registry {}", registry.name()))?;
+    let answers =
+        registry.lookup(&wanted).with_context(|| format!("cannot look up the images of {tag} in registry {}", registry.name()))?;
     let mut found: BTreeMap<(String, String), Manifest> = BTreeMap::new();
     for (key, answer) in wanted.into_iter().zip(answers) {
         if let Some(m) = answer {
@@ -205,7 +263,7 @@ fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, ta
     let mut notes = Vec::new();
     for image in &images {
         let Some(lambda) = &image.lambda else { continue };
-        let name = resource_name(lambda, env);
+        let name = names().lambda_function(lambda, env.name());
         let reference = registry.reference(&image.repository, "x");
         let repo_ref = reference.trim_end_matches(":x");
         let digest = image.target.as_ref().map(|m| m.digest.clone());
@@ -235,7 +293,7 @@ fn make_plan(project: &Project, registry: &dyn Registry, aws: &Aws, env: Env, ta
         }
         Err(e) => return Err(e.into()),
     };
-    let api_services = project.services()?;
+    let api_services = repo.service_names();
     for (name, service) in names {
         if described.found.iter().any(|s| s.name == name) {
             services.push((service, name));
@@ -261,7 +319,89 @@ fn short(d: &str) -> String {
     }
 }
 
-fn print_plan(watch: &mut Watch, plan: &Plan, registry: &dyn Registry, env: Env, tag: &str) {
+/// One step of a rollback: as `--json` lists it, and as the plan listing prints it.
+struct Planned {
+    step: Step,
+    line: String,
+}
+
+/// Every step of `plan`, in the order a rollback carries them out: rebuilds, `latest`
+/// tags, Lambda function updates, ECS redeploys, the consolidated host's refresh.
+fn steps(plan: &Plan, tag: &str) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let mut add = |target: &str, action: &'static str, reason: String, step_tag: Option<&str>, line: String| {
+        out.push(Planned { step: Step { target: target.to_owned(), action, reason, tag: step_tag.map(str::to_owned) }, line });
+    };
+    for i in plan.missing() {
+        add(
+            &i.repository,
+            "build",
+            format!("the registry lacks {tag}: rebuilt from the sources of {tag} and pushed"),
+            Some(tag),
+            format!("rebuild from the sources of {tag} (git worktree) and push: {}", i.repository),
+        );
+    }
+    for i in &plan.images {
+        let target = i.target.as_ref().map(|m| short(&m.digest)).unwrap_or_else(|| "<rebuilt>".into());
+        match (&i.latest, &i.target) {
+            (Some(l), Some(m)) if *l == m.digest => add(
+                &i.repository,
+                "skip",
+                format!("latest is already {tag}'s {target}"),
+                Some("latest"),
+                format!("keep     {}:latest (already {target})", i.repository),
+            ),
+            (l, _) => {
+                let now = l.as_deref().map(short).unwrap_or_else(|| "(none)".into());
+                add(
+                    &i.repository,
+                    "tag",
+                    format!("point latest at {tag}'s {target} (now {now}); nothing is pulled or pushed"),
+                    Some("latest"),
+                    format!("tag      {}:latest {now} -> {target}", i.repository),
+                );
+            }
+        }
+    }
+    for f in &plan.functions {
+        // A URI pinned by digest says what runs; otherwise the digest Lambda resolved.
+        let current = f.current_uri.as_deref().and_then(|u| u.rsplit_once('@').map(|(_, d)| d)).or(f.current_digest.as_deref()).map(short);
+        if f.up_to_date() {
+            let digest = f.digest.as_deref().map(short).unwrap_or_default();
+            add(&f.name, "skip", format!("the function already runs {digest}"), None, format!("keep     {} (already on {digest})", f.name));
+        } else {
+            let now = current.unwrap_or_else(|| "(none)".into());
+            add(
+                &f.name,
+                "update-function",
+                format!("point the function at {} by digest (now {now})", f.uri),
+                None,
+                format!("update   {} {now} -> {}", f.name, f.uri),
+            );
+        }
+    }
+    for (_, name) in &plan.services {
+        add(
+            name,
+            "redeploy",
+            "force a new ECS deployment: the service's tasks pull :latest".to_owned(),
+            None,
+            format!("redeploy {name} (ECS, pulls :latest)"),
+        );
+    }
+    if let Some(g) = &plan.refresh_group {
+        add(
+            g,
+            "redeploy",
+            "instance refresh of the consolidated EC2 host: the new instances pull :latest".to_owned(),
+            None,
+            format!("refresh  {g} (the consolidated EC2 host pulls :latest)"),
+        );
+    }
+    out
+}
+
+fn print_plan(watch: &mut Watch, plan: &Plan, planned: &[Planned], registry: &dyn Registry, env: Env, tag: &str) {
     let missing = plan.missing();
     watch.line(&format!(
         "rollback of {env} to {tag} (registry {}): {} of {} images found under {tag}",
@@ -269,36 +409,8 @@ fn print_plan(watch: &mut Watch, plan: &Plan, registry: &dyn Registry, env: Env,
         plan.images.len() - missing.len(),
         plan.images.len()
     ));
-    let mut n = 0;
-    let mut step = |watch: &mut Watch, text: String| {
-        n += 1;
-        watch.line(&format!("{n:>3}. {text}"));
-    };
-    if !missing.is_empty() {
-        let names: Vec<&str> = missing.iter().map(|i| i.repository.as_str()).collect();
-        step(watch, format!("rebuild from the sources of {tag} (git worktree) and push: {}", names.join(", ")));
-    }
-    for i in &plan.images {
-        let target = i.target.as_ref().map(|m| short(&m.digest)).unwrap_or_else(|| "<rebuilt>".into());
-        match (&i.latest, &i.target) {
-            (Some(l), Some(m)) if *l == m.digest => step(watch, format!("keep     {}:latest (already {target})", i.repository)),
-            (l, _) => step(watch, format!("tag      {}:latest {} -> {target}", i.repository, l.as_deref().map(short).unwrap_or_else(|| "(none)".into()))),
-        }
-    }
-    for f in &plan.functions {
-        // A URI pinned by digest says what runs; otherwise the digest Lambda resolved.
-        let current = f.current_uri.as_deref().and_then(|u| u.rsplit_once('@').map(|(_, d)| d)).or(f.current_digest.as_deref()).map(short);
-        if f.up_to_date() {
-            step(watch, format!("keep     {} (already on {})", f.name, f.digest.as_deref().map(short).unwrap_or_default()));
-        } else {
-            step(watch, format!("update   {} {} -> {}", f.name, current.unwrap_or_else(|| "(none)".into()), f.uri));
-        }
-    }
-    for (_, name) in &plan.services {
-        step(watch, format!("redeploy {name} (ECS, pulls :latest)"));
-    }
-    if let Some(g) = &plan.refresh_group {
-        step(watch, format!("refresh  {g} (the consolidated EC2 host pulls :latest)"));
+    for (n, p) in planned.iter().enumerate() {
+        watch.line(&format!("{:>3}. {}", n + 1, p.line));
     }
     for note in &plan.notes {
         watch.line(&format!("     note: {note}"));
@@ -322,8 +434,12 @@ fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mu
         );
     }
     let dir = Utf8PathBuf::from(format!("{}/rollback-{}", project.state_dir(), sanitize(tag)));
-    let _ = Cmd::new("git", "remove a stale rollback worktree").args(["worktree", "remove", "--force", dir.as_str()]).dir(&project.root).run();
-    Cmd::new("git", format!("check out {tag} into a worktree")).args(["worktree", "add", "--detach", dir.as_str(), tag]).dir(&project.root).run()?;
+    let _ =
+        Cmd::new("git", "remove a stale rollback worktree").args(["worktree", "remove", "--force", dir.as_str()]).dir(&project.root).run();
+    Cmd::new("git", format!("check out {tag} into a worktree"))
+        .args(["worktree", "add", "--detach", dir.as_str(), tag])
+        .dir(&project.root)
+        .run()?;
     let result = (|| -> Result<()> {
         let worktree = Project::locate(Some(&dir))?;
         let args = BuildArgs { registry: Some(registry.to_owned()), dry_run, ..BuildArgs::default() };
@@ -333,9 +449,11 @@ fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mu
             build::run_checked(&worktree, Selection::LambdaPush, &args)?;
         }
         let services: Vec<String> = worktree
-            .services()?
-            .into_iter()
-            .filter(|s| missing.iter().any(|i| i.lambda.is_none() && i.repository == crate::project::service_image(s)))
+            .repository()?
+            .services
+            .iter()
+            .filter(|s| missing.iter().any(|i| i.lambda.is_none() && i.repository == s.image))
+            .map(|s| s.name.clone())
             .collect();
         if !services.is_empty() {
             watch.line(&format!("{verb} the service images of {tag}: {}", services.join(", ")));
@@ -349,4 +467,91 @@ fn rebuild(project: &Project, plan: &Plan, registry: &str, tag: &str, watch: &mu
 
 fn sanitize(tag: &str) -> String {
     tag.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(n: u8) -> Manifest {
+        Manifest { digest: format!("sha256:{}", format!("{n:x}").repeat(64)), media_type: String::new(), bytes: Vec::new() }
+    }
+
+    /// dev on v2, rolled back to v1: one image to retag, one already there, one to
+    /// rebuild; one function to update; two ECS services and the consolidated group.
+    fn plan() -> Plan {
+        let image = |repository: &str, lambda: Option<&str>, target: Option<u8>, latest: u8| Image {
+            repository: repository.into(),
+            lambda: lambda.map(str::to_owned),
+            target: target.map(manifest),
+            latest: Some(manifest(latest).digest),
+        };
+        Plan {
+            images: vec![
+                image("tradai/lambda-a", Some("a"), Some(1), 2),
+                image("tradai/backend", None, Some(3), 3),
+                image("tradai/lambda-b", Some("b"), None, 4),
+            ],
+            functions: vec![Function {
+                name: "tradai-a-dev".into(),
+                uri: format!("r/tradai/lambda-a@{}", manifest(1).digest),
+                digest: Some(manifest(1).digest),
+                current_uri: Some(format!("r/tradai/lambda-a@{}", manifest(2).digest)),
+                current_digest: None,
+            }],
+            services: vec![
+                ("dry-run-trading".into(), "tradai-dry-run-trading-dev".into()),
+                ("live-trading".into(), "tradai-live-trading-dev".into()),
+            ],
+            notes: vec!["backend runs on the consolidated EC2 host in dev".into()],
+            refresh_group: Some("tradai-consolidated-dev".into()),
+        }
+    }
+
+    #[test]
+    fn every_step_is_in_the_json_list_redeploys_included() {
+        let planned = steps(&plan(), "v1");
+        let json = serde_json::to_value(planned.iter().map(|p| &p.step).collect::<Vec<_>>()).unwrap();
+        let rows: Vec<(&str, &str)> =
+            json.as_array().unwrap().iter().map(|s| (s["action"].as_str().unwrap(), s["target"].as_str().unwrap())).collect();
+        assert_eq!(
+            rows,
+            [
+                ("build", "tradai/lambda-b"),
+                ("tag", "tradai/lambda-a"),
+                ("skip", "tradai/backend"),
+                ("tag", "tradai/lambda-b"),
+                ("update-function", "tradai-a-dev"),
+                ("redeploy", "tradai-dry-run-trading-dev"),
+                ("redeploy", "tradai-live-trading-dev"),
+                ("redeploy", "tradai-consolidated-dev"),
+            ]
+        );
+        assert!(json.as_array().unwrap().iter().all(|s| !s["reason"].as_str().unwrap().is_empty()), "{json}");
+        assert_eq!(json[1]["tag"], "latest");
+        assert!(json[7]["reason"].as_str().unwrap().contains("instance refresh"), "{json}");
+        // The listing prints the same steps, one line each.
+        let lines: Vec<&str> = planned.iter().map(|p| p.line.as_str()).collect();
+        assert!(lines[0].starts_with("rebuild from the sources of v1 (git worktree) and push: tradai/lambda-b"), "{lines:?}");
+        assert_eq!(lines[5], "redeploy tradai-dry-run-trading-dev (ECS, pulls :latest)");
+        assert_eq!(lines[7], "refresh  tradai-consolidated-dev (the consolidated EC2 host pulls :latest)");
+    }
+
+    #[test]
+    fn the_json_report_carries_the_steps_and_notes() {
+        let p = plan();
+        let report = Report {
+            env: "dev",
+            tag: "v1",
+            registry: "127.0.0.1:5000".into(),
+            dry_run: true,
+            steps: steps(&p, "v1").into_iter().map(|s| s.step).collect(),
+            notes: p.notes.clone(),
+            failures: vec![],
+        };
+        let v = serde_json::to_value(&report).unwrap();
+        assert_eq!((v["env"].as_str(), v["tag"].as_str(), v["dry_run"].as_bool()), (Some("dev"), Some("v1"), Some(true)));
+        assert_eq!(v["steps"].as_array().unwrap().iter().filter(|s| s["action"] == "redeploy").count(), 3);
+        assert_eq!(v["notes"][0], "backend runs on the consolidated EC2 host in dev");
+    }
 }

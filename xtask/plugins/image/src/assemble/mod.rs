@@ -558,6 +558,17 @@ fn copy_entries(
     dirs: &DirIndex,
 ) -> Result<BTreeMap<String, Entry>> {
     let escape = a.dockerfile.escape;
+    // Text that opens with `["` is JSON that did not parse (a glob such as `[a-z]*.py` has
+    // no quote): Docker reads it as the shell form, whose first source is then `["file",`.
+    if let Args::Text(t) = &i.args
+        && t.strip_prefix('[').is_some_and(|rest| rest.trim_start().starts_with('"'))
+    {
+        bail!(
+            "{}: line {}: `{t}` is not valid JSON; write the JSON form as [\"source\", ..., \"destination\"] (double quotes, closing ])",
+            a.name,
+            i.line
+        );
+    }
     let words: Vec<String> = match &i.args {
         Args::Json(v) => v.iter().map(|w| expand_word(w, vars, escape)).collect::<Result<_>>()?,
         Args::Text(t) => t.split_whitespace().map(|w| expand_word(w, vars, escape)).collect::<Result<_>>()?,
@@ -674,6 +685,14 @@ fn copy_entries(
                 out.insert(target, Entry { data: EntryData::File(content), mode: file_mode(executable), uid: owner.0, gid: owner.1 });
             }
             ContextEntry::Symlink(_) => {
+                if let Some(chain) = link_loop(&a.context.entries, &path) {
+                    bail!(
+                        "{}: line {}: the source `{path}` is a loop of symbolic links ({}); point a link of it at a file, or remove it",
+                        a.name,
+                        i.line,
+                        chain.join(" -> ")
+                    );
+                }
                 return Err(unsupported(i.line, format!("the source {path} is a symbolic link (Docker follows it)")));
             }
         }
@@ -682,6 +701,25 @@ fn copy_entries(
         out.entry(d).or_insert(Entry { data: EntryData::Dir, mode: 0o755, uid: owner.0, gid: owner.1 });
     }
     Ok(out)
+}
+
+/// The links from `path` that lead back to one of themselves, when they do: Docker
+/// follows a source that is a link, and says of a loop only "forbidden path outside the
+/// build context".
+fn link_loop(entries: &BTreeMap<String, ContextEntry>, path: &str) -> Option<Vec<String>> {
+    let mut chain = vec![path.to_owned()];
+    let mut at = path.to_owned();
+    while let Some(ContextEntry::Symlink(target)) = entries.get(&at) {
+        let from = if target.starts_with('/') { String::new() } else { parent_of(&at) };
+        let next = clean_source(&format!("{from}/{target}"))?;
+        let looped = chain.contains(&next);
+        chain.push(next.clone());
+        if looped {
+            return Some(chain);
+        }
+        at = next;
+    }
+    None
 }
 
 fn parent_of(path: &str) -> String {
@@ -775,5 +813,20 @@ mod tests {
         assert_eq!(clean_source("./a/../b"), Some("b".into()));
         assert_eq!(clean_source("../etc/passwd"), None);
         assert_eq!(ancestors_and_self("a/b/c"), ["a", "a/b", "a/b/c"]);
+    }
+
+    #[test]
+    fn a_loop_of_links_is_found_and_a_chain_that_ends_is_not() {
+        let link = |t: &str| ContextEntry::Symlink(t.to_owned());
+        let entries = BTreeMap::from([
+            ("a".to_owned(), link("d/b")),
+            ("d".to_owned(), ContextEntry::Dir),
+            ("d/b".to_owned(), link("/a")),
+            ("ok".to_owned(), link("d")),
+            ("self".to_owned(), link("./self")),
+        ]);
+        assert_eq!(link_loop(&entries, "a").unwrap(), ["a", "d/b", "a"]);
+        assert_eq!(link_loop(&entries, "self").unwrap(), ["self", "self"]);
+        assert_eq!(link_loop(&entries, "ok"), None);
     }
 }
