@@ -44,6 +44,7 @@ fn a_missing_upstream_base_is_replaced_by_the_debian_built_one() {
         assert_eq!(with_status(&t, "built").len(), 5);
     } else {
         assert!(stand_in["reason"].as_str().unwrap().starts_with("found in the Docker engine as tradai/python-base:inputs-"), "{stand_in}");
+        assert!(err.contains("building on the Debian-based stand-in tradai/python-base"), "it says so: {err}");
         assert_eq!(with_status(&t, "built").len(), 4);
     }
 

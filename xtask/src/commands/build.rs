@@ -281,6 +281,10 @@ fn run_with(
                 python_base_id(),
                 project.config.python_base.recipe
             ));
+        } else if plan.to_build().next().is_some() {
+            // Images are built on the stand-in the engine already holds: say why.
+            let verb = if args.dry_run { "would build" } else { "building" };
+            progress.line(&format!("{verb} on the Debian-based stand-in {} ({reason})", python_base_id()));
         }
     }
 
