@@ -55,7 +55,8 @@ fn io_fix(e: &anyhow::Error) -> &'static str {
         ErrorKind::StorageFull | ErrorKind::QuotaExceeded => {
             "; the disk is full: free some space, or move the tool's folder with CARGO_TARGET_DIR"
         }
-        ErrorKind::AlreadyExists | ErrorKind::NotADirectory => "; a file is where the tool needs a folder: move or remove that file",
+        ErrorKind::AlreadyExists => "; something already stands at that path: move or remove it",
+        ErrorKind::NotADirectory => "; a file stands where that path needs a folder: move or remove it",
         ErrorKind::PermissionDenied => "; check the owner and permissions of that path",
         _ => "",
     }

@@ -64,6 +64,17 @@ fn default_true() -> bool {
     true
 }
 
+/// `os/arch[/variant]` for an OS and architecture images are built for; anything else
+/// would be handed to Docker and fail late, or build for nothing that runs.
+fn check_platform(platform: &str) -> Result<(), String> {
+    const ARCHES: &[&str] = &["amd64", "arm64", "arm", "386", "ppc64le", "s390x", "riscv64"];
+    let mut parts = platform.split('/');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("linux"), Some(arch), _, None) if ARCHES.contains(&arch) => Ok(()),
+        _ => Err(format!("`{platform}` is not a platform images can be built for; use linux/<arch> with arch one of {}", ARCHES.join(", "))),
+    }
+}
+
 fn default_platform() -> String {
     "linux/amd64".into()
 }
@@ -120,10 +131,15 @@ impl Project {
         };
         let config_path = root.join("xtask.toml");
         let config = match fs::read_to_string(&config_path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| {
-                let msg = e.message().to_owned();
-                anyhow::anyhow!("{config_path} is not valid: {msg}; fix the file (see docs/configuration.md)")
-            })?,
+            Ok(text) => toml::from_str::<Config>(&text)
+                .map_err(|e| {
+                    let line = e.span().map(|span| format!(" (line {})", 1 + text[..span.start.min(text.len())].matches('\n').count())).unwrap_or_default();
+                    anyhow::anyhow!("{config_path} is not valid{line}: {}; fix the file (see docs/configuration.md)", e.message().trim_end())
+                })
+                .and_then(|config| {
+                    check_platform(&config.build.platform).map_err(|why| anyhow::anyhow!("{config_path}: [build] platform {why}"))?;
+                    Ok(config)
+                })?,
             Err(_) => bail!("no xtask.toml at {root}; run from inside the TradAI repository or pass --root"),
         };
         Ok(Project {

@@ -16,7 +16,9 @@ pub fn changed_files(root: &Utf8Path, base: &str, head: Option<&str>) -> Result<
     let git = |purpose: &str| Cmd::new("git", purpose.to_owned()).dir(root.to_owned());
     let fail = |e: ProcessError, what: &str| {
         let stderr = e.stderr().trim().to_owned();
-        if stderr.contains("unknown revision")
+        if stderr.contains("not a git repository") {
+            Error::Git(format!("{root} is not a git clone; run `ci changes` in a clone of the repository (or `git init` and commit first)"))
+        } else if stderr.contains("unknown revision")
             || stderr.contains("bad revision")
             || stderr.contains("Not a valid object name")
             || stderr.contains("no merge base")

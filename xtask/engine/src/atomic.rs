@@ -25,6 +25,27 @@ pub fn write_private(path: &Utf8Path, bytes: &[u8]) -> Result<()> {
     write_with_mode(path, bytes, 0o600)
 }
 
+/// As [`write_private`], for a file that must not exist yet (one the user then edits,
+/// such as `infra/.env`): fails with `AlreadyExists` instead of replacing it, and a
+/// crash never leaves it half written.
+pub fn create_private(path: &Utf8Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_str().is_empty()).unwrap_or(Utf8Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or("file");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 fn write_with_mode(path: &Utf8Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().filter(|d| !d.as_str().is_empty()).unwrap_or(Utf8Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {dir}"))?;
@@ -106,6 +127,18 @@ mod tests {
         assert!(err.contains("failed to replace") && err.contains("blocked"), "{err}");
         assert_eq!(entries(&dir), ["blocked", "state.json"], "the temporary file was removed");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_created_file_is_never_replaced() {
+        let (_t, dir) = tmpdir();
+        let path = dir.join(".env");
+        create_private(&path, b"A=1").unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let err = create_private(&path, b"A=2").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&path).unwrap(), b"A=1");
+        assert_eq!(entries(&dir), [".env"], "no temporary file is left behind");
     }
 
     #[test]

@@ -15,13 +15,9 @@ impl SetupArgs {
         let text = std::fs::read_to_string(&template)
             .map_err(|_| anyhow::anyhow!("{template} is missing; restore it with `git checkout -- infra/.env.example`"))?;
         let parsed = xtask_pulumi::dotenv::parse(&text).map_err(|e| anyhow::anyhow!("{template} cannot be read: {e}; fix the template"))?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&target)
-            .with_context(|| format!("cannot create {target}"))?;
-        file.write_all(text.as_bytes()).with_context(|| format!("cannot write {target}"))?;
+        // Private from its first byte, whole or not at all, and never over a file that
+        // appeared meanwhile.
+        xtask_engine::atomic::create_private(&target, text.as_bytes()).with_context(|| format!("cannot create {target}"))?;
         let empty: Vec<&str> = parsed.keys().into_iter().filter(|k| parsed.get(k).is_some_and(str::is_empty)).collect();
         eprintln!("created infra/.env from infra/.env.example (readable by you only)");
         if !empty.is_empty() {

@@ -11,8 +11,6 @@
 //! commands that preview and deploy, `recover.rs` and `destroy.rs` the other two.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};

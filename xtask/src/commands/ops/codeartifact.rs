@@ -3,7 +3,6 @@
 //! files only the user can read. The token is never printed.
 
 use std::fs;
-use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -152,26 +151,10 @@ fn config_dir() -> Result<Utf8PathBuf> {
     }
 }
 
-/// Replaces `path` with `text`, mode 0600 from the first byte (the temporary file is
-/// created private, then renamed over the old one).
+/// Replaces `path` with `text`, mode 0600 from the first byte (the engine's atomic write:
+/// a private temporary file of a unique name, renamed over the old one).
 pub fn write_private(path: &Utf8Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let dir = path.parent().context("path has no parent directory")?;
-    fs::create_dir_all(dir).with_context(|| format!("failed to create {dir}"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or("config"), std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("failed to create {tmp}"))?;
-        f.write_all(text.as_bytes()).with_context(|| format!("failed to write {tmp}"))?;
-        f.sync_all().with_context(|| format!("failed to write {tmp}"))?;
-    }
-    fs::rename(&tmp, path).with_context(|| format!("failed to replace {path}"))?;
-    Ok(())
+    xtask_engine::atomic::write_private(path, text.as_bytes())
 }
 
 /// Sets `key = value` in `[section]` of an INI text (pip.conf), keeping every other
