@@ -13,8 +13,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use camino::Utf8Path;
 use xtask_ci::{TargetChange, TargetRole};
-use xtask_engine::plan::{closure, make_plan};
-use xtask_engine::{FileCache, InputHash, InputManifest, State};
+use xtask_engine::plan::closure;
+use xtask_engine::{FileCache, InputHash, InputManifest, Target};
 use xtask_image::DockerEngine;
 
 use crate::bases::Bases;
@@ -29,11 +29,25 @@ pub fn hashes_of(root: &Utf8Path) -> Result<Hashes> {
     let bases = Bases::pinned(&project.config.python_base)?;
     // Hashing never asks the engine anything; the handle is only part of the targets.
     let engine = Arc::new(DockerEngine::new());
-    let targets = project.targets(&engine, &bases)?;
+    let targets = project.targets_with(&engine, &bases, None)?;
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
-    let order = closure(&targets, &ids)?;
-    let plan = make_plan(&order, &ids, &State::default(), &FileCache::in_memory(), None)?;
-    Ok(plan.items.into_iter().map(|i| (i.id, (i.input_hash, i.inputs))).collect())
+    input_hashes(&closure(&targets, &ids)?, &FileCache::in_memory())
+}
+
+/// The input hash and inputs of every target of `order` (dependencies first), as
+/// planning computes them, without planning's questions to the engine (whether an output
+/// exists, whether an image for the hash can be adopted): hashing needs only the files.
+pub fn input_hashes(order: &[&Target], files: &FileCache) -> Result<Hashes> {
+    let mut out = Hashes::new();
+    for t in order {
+        let mut inputs = t.builder.inputs(&t.id, files)?;
+        for d in &t.deps {
+            let (hash, _) = out.get(d).with_context(|| format!("{d} is hashed before {}", t.id))?;
+            inputs.deps.insert(d.clone(), hash.clone());
+        }
+        out.insert(t.id.clone(), (inputs.hash(), inputs));
+    }
+    Ok(out)
 }
 
 /// The hashes of the tree at `rev`, exported from git into a scratch folder.
@@ -44,8 +58,15 @@ fn hashes_at(project: &Project, rev: &str) -> Result<Hashes> {
         tempfile::Builder::new().prefix("tree-").tempdir_in(&scratch).with_context(|| format!("failed to create a folder in {scratch}"))?;
     let dest = Utf8Path::from_path(dir.path()).context("scratch path is not UTF-8")?;
     // `git archive | tar -x`: the tree as committed, modes included, without a checkout.
-    duct::cmd("git", ["-C", project.root.as_str(), "archive", "--format=tar", rev])
-        .pipe(duct::cmd("tar", ["-x", "-C", dest.as_str()]))
+    // Like every child not given them, git and tar never see Pulumi's secrets.
+    let withhold = |mut e: duct::Expression| {
+        for name in xtask_engine::process::withheld() {
+            e = e.env_remove(name);
+        }
+        e
+    };
+    withhold(duct::cmd("git", ["-C", project.root.as_str(), "archive", "--format=tar", rev]))
+        .pipe(withhold(duct::cmd("tar", ["-x", "-C", dest.as_str()])))
         .stdout_null()
         .stderr_capture()
         .run()
