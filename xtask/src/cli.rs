@@ -59,6 +59,8 @@ pub enum Command {
     LambdaBootstrap(crate::commands::build::BootstrapArgs),
     /// Build the 4 service images (linux/amd64)
     DockerBuild(BuildArgs),
+    /// Print the target graph as Mermaid or DOT; --changed highlights what a change affects, --html draws it
+    Graph(crate::commands::graph::GraphArgs),
     /// Build what changed and push every Lambda image (lambda-base included)
     LambdaPushAll(BuildArgs),
     /// Build and push one or more service images
@@ -89,6 +91,8 @@ pub enum Command {
     Ci(crate::commands::ci::CiArgs),
     /// Check the docs are true to the tool: every command documented, mentions and links valid
     DocsFreshness(crate::commands::docs::DocsFreshnessArgs),
+    /// Build the documentation site (MkDocs, strict: every link, anchor and nav entry checked)
+    DocsBuild(crate::commands::docs_site::DocsBuildArgs),
     /// Build the .devcontainer image; --push sends it to GHCR (latest and the commit tag)
     DevcontainerBuild(crate::commands::devcontainer::DevcontainerBuildArgs),
     /// Create infra/.env from infra/.env.example (never overwrites an existing one)
@@ -131,7 +135,7 @@ pub struct ServicePushArgs {
 /// How the commands are grouped in `cargo xtask --help`.
 pub const GROUPS: &[(&str, &[&str])] = &[
     ("Setup", &["doctor", "tools", "base-images", "test", "bench", "fuzz"]),
-    ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build"]),
+    ("Build", &["lambda-build-all", "lambda-build", "lambda-bootstrap", "docker-build", "graph"]),
     ("Publish", &["lambda-push-all", "service-push", "service-push-all", "service-ecr-login"]),
     (
         "Operations",
@@ -147,7 +151,7 @@ pub const GROUPS: &[(&str, &[&str])] = &[
             "rollback",
         ],
     ),
-    ("CI", &["ci", "docs-freshness", "devcontainer-build"]),
+    ("CI", &["ci", "docs-freshness", "docs-build", "devcontainer-build"]),
     ("Infrastructure", &["infra-setup", "infra-preview", "infra-pr-comment", "infra-up", "infra-bootstrap", "infra-outputs", "infra-recover", "infra-destroy"]),
 ];
 

@@ -34,6 +34,45 @@ pub const UV_VERSION: &str = "0.13.9";
 /// The cargo-fuzz release `cargo xtask fuzz` runs.
 pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
+/// The cargo-nextest release `cargo xtask ci rust` runs when none is installed.
+pub const CARGO_NEXTEST_VERSION: &str = "0.9.143";
+
+/// What `cargo xtask docs-build` builds the site with: MkDocs and mkdocs-material and every
+/// package they need, each pinned (the set `uv pip compile` resolved from `mkdocs==1.6.1`
+/// and `mkdocs-material==9.8.2` for Python 3.11), so every machine builds the same site.
+/// Changing a version here reinstalls the environment.
+pub const DOCS_SITE_PINS: &[&str] = &[
+    "mkdocs==1.6.1",
+    "mkdocs-material==9.8.2",
+    "babel==2.19.0",
+    "backrefs==8.3.1",
+    "certifi==2026.10.19.post1",
+    "charset-normalizer==3.5.3",
+    "click==8.5.1",
+    "colorama==0.4.6",
+    "ghp-import==2.1.0",
+    "idna==3.20",
+    "jinja2==3.1.6",
+    "markdown==3.11.3",
+    "markupsafe==3.0.4",
+    "mergedeep==1.3.4",
+    "mkdocs-get-deps==0.2.2",
+    "mkdocs-material-extensions==1.3.1",
+    "packaging==26.4",
+    "paginate==0.5.7",
+    "pathspec==1.1.1",
+    "platformdirs==4.14.9",
+    "pygments==2.21.0",
+    "pymdown-extensions==12.3",
+    "python-dateutil==4.0.0",
+    "pyyaml==6.0.4",
+    "pyyaml-env-tag==1.1",
+    "requests==2.34.2",
+    "tzdata==2026.6",
+    "urllib3==2.8.0",
+    "watchdog==7.1.0",
+];
+
 static OFFLINE: AtomicBool = AtomicBool::new(false);
 
 /// Turns offline mode on for this process (`--offline`).
@@ -191,6 +230,49 @@ impl Toolbox {
         Ok(exe)
     }
 
+    /// The documentation site's Python environment (its `bin/mkdocs` builds the site), made
+    /// by uv from [`DOCS_SITE_PINS`] on first use. Only `cargo xtask docs-build` needs it,
+    /// so `tools` and `doctor`, which cover what builds and tests need, do not list it.
+    pub fn docs_site(&self) -> Result<Utf8PathBuf> {
+        let dir = self.dir.join("docs-site");
+        let uv = self.uv()?;
+        self.provision("MkDocs and mkdocs-material (pinned)", &DOCS_SITE_PINS.join(" "), &dir, |dir| {
+            // The machine's Python, as for uv itself: a managed download is not needed.
+            Cmd::new(uv.as_str(), "create the documentation site's Python environment")
+                .args(["venv", "--quiet", "--python-preference", "only-system", dir.as_str()])
+                .run()?;
+            Cmd::new(uv.as_str(), "install MkDocs and mkdocs-material from PyPI")
+                .args(["pip", "install", "--quiet", "--python", dir.join("bin/python").as_str()])
+                .args(DOCS_SITE_PINS.iter().copied())
+                .run()?;
+            if !dir.join("bin/mkdocs").is_file() {
+                bail!("uv installed MkDocs but {dir}/bin/mkdocs is missing");
+            }
+            Ok(())
+        })?;
+        Ok(dir)
+    }
+
+    /// cargo-nextest, built from crates.io with its own lock file on first use, as
+    /// cargo-fuzz is; only `cargo xtask ci rust` needs it, and only where `cargo nextest`
+    /// is not installed already (a fresh CI runner: its folder is cached between runs).
+    pub fn cargo_nextest(&self) -> Result<Utf8PathBuf> {
+        let dir = self.dir.join(format!("cargo-nextest-{CARGO_NEXTEST_VERSION}"));
+        let exe = dir.join("bin/cargo-nextest");
+        let what = format!("cargo-nextest {CARGO_NEXTEST_VERSION}");
+        self.provision(&what, &format!("cargo-nextest=={CARGO_NEXTEST_VERSION}"), &dir, |dir| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            Cmd::new(cargo, format!("install {what} from crates.io (a few minutes of compiling, once)"))
+                .args(["install", "--locked", "--quiet", "--root", dir.as_str(), "--version", CARGO_NEXTEST_VERSION, "cargo-nextest"])
+                .run()?;
+            if !exe.is_file() {
+                bail!("cargo installed {what} but {exe} is missing");
+            }
+            Ok(())
+        })?;
+        Ok(exe)
+    }
+
     /// The environment of a locked dependency group (its `bin/` holds the programs).
     pub fn group(&self, group: Group) -> Result<Utf8PathBuf> {
         let dir = self.group_dir(group);
@@ -228,25 +310,36 @@ impl Toolbox {
         if offline() {
             bail!("{} is not installed and --offline forbids installing it; run `{}`", tool.program(), host.install_command(pkg));
         }
-        if !(host.root && host.debian_like) {
+        // On a CI runner (GitHub's hosted ones run as a user with passwordless sudo) the
+        // install goes through `sudo -n`; on anyone's own machine, never without asking.
+        let sudo = !host.root && host.debian_like && ci_with_passwordless_sudo();
+        if !((host.root || sudo) && host.debian_like) {
             bail!("{} is not installed; run `{}`", tool.program(), host.install_command(pkg));
         }
-        eprintln!("installing the system package {pkg} with apt-get (running as root on {})", host.distro);
+        let how = if sudo { "sudo -n apt-get, on a CI runner" } else { "apt-get, running as root" };
+        eprintln!("installing the system package {pkg} with {how} on {}", host.distro);
+        // `sudo` resets the environment: `env` carries DEBIAN_FRONTEND past it.
+        let admin = |program: &str, purpose: String| {
+            if sudo {
+                Cmd::new("sudo", purpose).args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", program])
+            } else {
+                Cmd::new(program, purpose).env("DEBIAN_FRONTEND", "noninteractive")
+            }
+        };
         let install = || {
-            Cmd::new("apt-get", format!("install {pkg}"))
+            admin("apt-get", format!("install {pkg}"))
                 .args(["install", "-y", "-qq", "--no-install-recommends", pkg])
-                .env("DEBIAN_FRONTEND", "noninteractive")
                 .run()
                 .map_err(Box::new)
         };
         if install().is_err() {
-            Cmd::new("apt-get", "update the package lists").args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive").run()?;
+            admin("apt-get", "update the package lists".into()).args(["update", "-qq"]).run()?;
             install()?;
         }
         if tool == SystemTool::DockerRegistry {
             // The package starts a registry on :5000 as a service; the tool and its tests
             // start their own on free ports, so leave the machine as it was.
-            let _ = Cmd::new("service", "stop the packaged docker-registry service").args(["docker-registry", "stop"]).run();
+            let _ = admin("service", "stop the packaged docker-registry service".into()).args(["docker-registry", "stop"]).run();
         }
         find_program(tool.program()).with_context(|| format!("apt-get installed {pkg} but `{}` is still not found", tool.program()))
     }
@@ -315,6 +408,12 @@ impl Toolbox {
         }
         xtask_engine::atomic::write_atomically(&dir.join(MARKER), pin.as_bytes())
     }
+}
+
+/// Whether this is a CI runner (`CI=true`, as GitHub Actions and most CI services set it)
+/// whose user may run `sudo` without a password.
+fn ci_with_passwordless_sudo() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true") && Cmd::new("sudo", "check for passwordless sudo").args(["-n", "true"]).run().is_ok()
 }
 
 /// The file whose content marks a finished install.

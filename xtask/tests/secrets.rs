@@ -866,7 +866,7 @@ fn no_secret_reaches_output_logs_state_files_or_child_arguments() {
     let misplaced: Vec<String> = s
         .child_env
         .iter()
-        .filter(|(run, program, secret, _, _)| !may_hold(program, secret))
+        .filter(|(_, program, secret, _, _)| !may_hold(program, secret))
         .map(|(run, program, secret, var, shown)| format!("{run}: {program} was started with {secret} in {var} ({shown})"))
         .collect();
     s.leaks.extend(misplaced);

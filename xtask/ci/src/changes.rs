@@ -17,6 +17,11 @@
 //! 6. Images are the build engine's own answer: a target is affected exactly when its
 //!    input hash differs between the two trees ([`Affected::set_targets`]); nothing here
 //!    re-codes what an image is built from.
+//! 7. The tool's own Rust crates follow the Cargo workspace's crate graph
+//!    ([`RustWorkspace`], read with `cargo metadata`): a crate is affected by its own
+//!    files, by a file it compiles in from elsewhere, and by any crate it depends on or
+//!    runs in its tests; the Cargo workspace files, the toolchain and the lockfiles that
+//!    pin the tool's own Python tools affect every crate ([`Affected::set_rust`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -100,9 +105,11 @@ pub struct Affected {
     pub infra: bool,
     /// Whether documentation changed (`docs/`, any `*.md`, `mkdocs.yml`).
     pub docs: bool,
-    /// Whether the build tool or the workflows changed (`xtask/`, `.cargo/`,
-    /// `.github/`, `Cargo.*`): the tool's own tests run.
+    /// Whether a crate of the tool's Cargo workspace is affected (rule 7): its own tests
+    /// run (`cargo xtask ci rust`).
     pub rust: bool,
+    /// The affected crates, by package name, sorted.
+    pub rust_crates: Vec<String>,
     /// Whether a workflow changed (`.github/`): the workflow checks run.
     pub workflows: bool,
     /// Why each target is affected: `package:<name>`, `lambda-tests`, `image:<image>`,
@@ -120,7 +127,6 @@ pub fn everything(repo: &Repository) -> Affected {
     a.lambda_tests = true;
     a.infra = true;
     a.docs = true;
-    a.rust = true;
     a.workflows = true;
     finish(repo, a)
 }
@@ -187,9 +193,6 @@ pub fn analyze(repo: &Repository, changed: &[String]) -> Result<Affected, xtask_
         }
         if file.starts_with("docs/") || file.ends_with(".md") || file == "mkdocs.yml" {
             a.docs = true;
-        }
-        if ["xtask/", ".cargo/", ".github/"].iter().any(|p| file.starts_with(p)) || file == "Cargo.toml" || file == "Cargo.lock" {
-            a.rust = true;
         }
         if file.starts_with(".github/") {
             a.workflows = true;
@@ -314,6 +317,107 @@ impl Affected {
     }
 }
 
+/// Files that affect every crate of the tool's Cargo workspace: its manifest and lock,
+/// the toolchain pin, nextest's configuration, and the uv workspace's `pyproject.toml`
+/// and `uv.lock`, which pin the Python tools the tool provisions and its tests run
+/// (moto, pypiserver, the workflow linters).
+pub const RUST_WORKSPACE_FILES: &[&str] =
+    &["Cargo.toml", "Cargo.lock", "rust-toolchain", "rust-toolchain.toml", ".config/nextest.toml", "pyproject.toml", "uv.lock"];
+
+/// Folders whose files affect every crate (Cargo's configuration: the `xtask` alias,
+/// build flags).
+pub const RUST_WORKSPACE_DIRS: &[&str] = &[".cargo/"];
+
+/// One crate of the tool's Cargo workspace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RustCrate {
+    /// The package name (`xtask-engine`).
+    pub name: String,
+    /// Its folder relative to the root, `/`-separated; empty for a package at the root.
+    pub dir: String,
+    /// The workspace crates it depends on: normal, build and dev dependencies, and the
+    /// ones its tests build and run by name (`cargo build -p <crate>`), which no manifest
+    /// records.
+    pub deps: BTreeSet<String>,
+    /// Files outside its folder that it compiles in (`include_str!`), relative to the root.
+    pub inputs: BTreeSet<String>,
+}
+
+/// The tool's Cargo workspace as rule 7 needs it: the member crates and their graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RustWorkspace {
+    pub crates: Vec<RustCrate>,
+}
+
+impl RustWorkspace {
+    /// The crate whose folder holds `file`: the deepest one, since crate folders nest
+    /// (`xtask/` holds `xtask/engine/`).
+    pub fn owner(&self, file: &str) -> Option<&RustCrate> {
+        self.crates.iter().filter(|c| c.dir.is_empty() || under(file, &c.dir).is_some()).max_by_key(|c| c.dir.len())
+    }
+
+    /// The crates `changed` affects, each with why (at most five reasons): their own
+    /// files, files they compile in, the workspace files, then every crate that depends on
+    /// an affected one, transitively.
+    pub fn affected(&self, changed: &[String]) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut hit = |name: &str, why: String| {
+            let list = out.entry(name.to_owned()).or_default();
+            if list.len() < 5 && !list.contains(&why) {
+                list.push(why);
+            }
+        };
+        for file in changed {
+            if RUST_WORKSPACE_FILES.contains(&file.as_str()) || RUST_WORKSPACE_DIRS.iter().any(|d| file.starts_with(d)) {
+                for c in &self.crates {
+                    hit(&c.name, format!("workspace file {file}"));
+                }
+                continue;
+            }
+            if let Some(c) = self.owner(file) {
+                hit(&c.name, format!("own file {file}"));
+            }
+            for c in self.crates.iter().filter(|c| c.inputs.contains(file)) {
+                hit(&c.name, format!("compiles in {file}"));
+            }
+        }
+        // Dependents, until nothing new is reached.
+        loop {
+            let reached: Vec<(String, String)> = self
+                .crates
+                .iter()
+                .filter(|c| !out.contains_key(&c.name))
+                .filter_map(|c| c.deps.iter().find(|d| out.contains_key(*d)).map(|d| (c.name.clone(), format!("depends on {d}"))))
+                .collect();
+            if reached.is_empty() {
+                break;
+            }
+            for (name, why) in reached {
+                out.entry(name).or_default().push(why);
+            }
+        }
+        out
+    }
+}
+
+impl Affected {
+    /// Rule 7: the crates of the tool's own workspace that `changed_files` affect, or all
+    /// of them when `everything` (a push, a tag, a scheduled run). `rust` says whether the
+    /// tool's tests run at all.
+    pub fn set_rust(&mut self, workspace: &RustWorkspace, everything: bool) {
+        let affected = if everything {
+            workspace.crates.iter().map(|c| (c.name.clone(), vec!["full run (--all)".to_owned()])).collect()
+        } else {
+            workspace.affected(&self.changed_files)
+        };
+        self.rust_crates = affected.keys().cloned().collect();
+        self.rust = !self.rust_crates.is_empty();
+        for (name, why) in affected {
+            self.reasons.insert(format!("crate:{name}"), why);
+        }
+    }
+}
+
 /// `file` relative to `dir` when it lies below it.
 fn under<'a>(file: &'a str, dir: &str) -> Option<&'a str> {
     file.strip_prefix(dir)?.strip_prefix('/').filter(|rest| !rest.is_empty())
@@ -327,6 +431,73 @@ fn describe(modules: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shape of this repository's workspace: the binary at `xtask/` holding the
+    /// library crates in subfolders, one of them compiling in a file from `infra/`, and a
+    /// test double only the binary's tests run.
+    fn workspace() -> RustWorkspace {
+        let krate = |name: &str, dir: &str, deps: &[&str], inputs: &[&str]| RustCrate {
+            name: name.into(),
+            dir: dir.into(),
+            deps: deps.iter().map(|d| (*d).to_owned()).collect(),
+            inputs: inputs.iter().map(|d| (*d).to_owned()).collect(),
+        };
+        RustWorkspace {
+            crates: vec![
+                krate("xtask", "xtask", &["xtask-ci", "xtask-engine", "xtask-repo", "xtask-pulumi-double"], &[]),
+                krate("xtask-engine", "xtask/engine", &[], &[]),
+                krate("xtask-repo", "xtask/repo", &["xtask-engine"], &["infra/shared/deployment.toml"]),
+                krate("xtask-ci", "xtask/ci", &["xtask-repo"], &[]),
+                krate("xtask-pulumi-double", "xtask/pulumi-double", &[], &[]),
+            ],
+        }
+    }
+
+    fn rust_after(changed: &[&str]) -> Affected {
+        let mut a = Affected { changed_files: changed.iter().map(|f| (*f).to_owned()).collect(), ..Affected::default() };
+        a.set_rust(&workspace(), false);
+        a
+    }
+
+    #[test]
+    fn a_crate_file_affects_the_deepest_crate_and_its_dependents() {
+        let a = rust_after(&["xtask/repo/src/lib.rs"]);
+        assert!(a.rust);
+        assert_eq!(a.rust_crates, ["xtask", "xtask-ci", "xtask-repo"]);
+        assert_eq!(a.reasons["crate:xtask-repo"], ["own file xtask/repo/src/lib.rs"]);
+        assert_eq!(a.reasons["crate:xtask-ci"], ["depends on xtask-repo"]);
+        // The engine is below xtask-repo in the graph, not above it: untouched.
+        assert!(!a.reasons.contains_key("crate:xtask-engine"));
+        // A file of the binary's own folder is the binary's alone.
+        assert_eq!(rust_after(&["xtask/src/main.rs"]).rust_crates, ["xtask"]);
+        assert_eq!(rust_after(&["xtask/tests/workflows.rs"]).rust_crates, ["xtask"]);
+    }
+
+    #[test]
+    fn test_doubles_and_compiled_in_files_count_and_other_files_do_not() {
+        assert_eq!(rust_after(&["xtask/pulumi-double/src/main.rs"]).rust_crates, ["xtask", "xtask-pulumi-double"]);
+        let a = rust_after(&["infra/shared/deployment.toml"]);
+        assert_eq!(a.rust_crates, ["xtask", "xtask-ci", "xtask-repo"]);
+        assert_eq!(a.reasons["crate:xtask-repo"], ["compiles in infra/shared/deployment.toml"]);
+        let a = rust_after(&["libs/tradai-common/src/tradai_common/models.py", "docs/ci.md", ".github/workflows/ci.yml"]);
+        assert!(!a.rust && a.rust_crates.is_empty(), "{:?}", a.rust_crates);
+        // A folder that merely starts like a crate's is not inside it.
+        assert!(rust_after(&["xtask/engine-notes.md"]).rust_crates == ["xtask"]);
+    }
+
+    #[test]
+    fn workspace_files_affect_every_crate_and_everything_selects_all() {
+        for file in ["Cargo.lock", "uv.lock", ".cargo/config.toml", "rust-toolchain.toml"] {
+            assert_eq!(rust_after(&[file]).rust_crates.len(), 5, "{file}");
+        }
+        let mut a = Affected::default();
+        a.set_rust(&workspace(), true);
+        assert_eq!(a.rust_crates.len(), 5);
+        assert_eq!(a.reasons["crate:xtask-engine"], ["full run (--all)"]);
+        let mut none = Affected::default();
+        none.set_rust(&RustWorkspace::default(), true);
+        assert!(!none.rust, "a repository without a Cargo workspace has no Rust tests to run");
+    }
 
     #[test]
     fn under_requires_a_path_boundary() {

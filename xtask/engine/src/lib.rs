@@ -11,12 +11,14 @@ pub mod context;
 pub mod execute;
 pub mod filecache;
 pub mod github;
+pub mod graph;
 pub mod ignore;
 pub mod inputs;
 pub mod interrupt;
 pub mod plan;
 pub mod process;
 pub mod report;
+pub mod shard;
 pub mod state;
 pub mod timeline;
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use xtask_engine::plan::{closure, make_plan};
+use xtask_engine::shard::{Shard, Split};
 use xtask_engine::{Decision, ExecOptions, Progress, Status, TargetReport, execute_with};
 use xtask_image::registry::OciRegistry;
 use xtask_image::{Assembler, DockerEngine};
@@ -52,6 +53,29 @@ pub struct BuildArgs {
     /// self-contained HTML page to FILE
     #[arg(long, value_name = "FILE")]
     pub timeline: Option<camino::Utf8PathBuf>,
+    /// Build only part I of N of what must be built, for N runners sharing a registry:
+    /// shard 1 also builds what the others are built on (lambda-base), and the others
+    /// wait for it in the registry, up to XTASK_SHARD_WAIT seconds (default 1800; see
+    /// docs/architecture.md#sharding)
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<Shard>,
+}
+
+/// How long a shard waits for what another shard builds and it builds on (lambda-base)
+/// to appear in the registry, unless `XTASK_SHARD_WAIT` gives other seconds: long enough
+/// for shard 1 to build the wheel and lambda-base on a cold runner, short enough that a
+/// failed shard 1 does not hold the others until the job's own timeout.
+const SHARD_WAIT_SECS: u64 = 1800;
+
+fn shard_wait() -> Result<std::time::Duration> {
+    let secs = match std::env::var("XTASK_SHARD_WAIT") {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| anyhow::anyhow!("XTASK_SHARD_WAIT=`{v}` is not a number of seconds; give a whole number such as 1800"))?,
+        _ => SHARD_WAIT_SECS,
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `-j N`: at least one build at a time (`-j 0` would mean nothing can run).
@@ -86,6 +110,11 @@ pub struct BootstrapArgs {
 
 /// Runs `lambda-bootstrap`.
 pub fn bootstrap(project: &Project, args: &BootstrapArgs) -> Result<ExitCode> {
+    if let (true, Some(shard)) = (args.update_functions, args.build.shard) {
+        bail!(
+            "--update-functions needs every image, and shard {shard} publishes only its part; run the shards without it, then `lambda-bootstrap --update-functions` once, unsharded, after them"
+        );
+    }
     if args.update_functions {
         crate::commands::ops::confirm(&args.change, "update the Lambda functions")?;
     }
@@ -213,11 +242,15 @@ fn run_with(
         }));
     }
     let assembler = Arc::new(assembler);
-    let plan_with = |bases: &Bases| -> Result<(Vec<xtask_engine::Target>, xtask_engine::Plan)> {
+    // With --shard, the plan is split once made (skips, registry hits and pruning
+    // decided first): the targets other shards build become skips saying so.
+    let plan_with = |bases: &Bases| -> Result<(Vec<xtask_engine::Target>, xtask_engine::Plan, Option<Split>)> {
         let targets = project.targets_with(&engine, bases, Some(assembler.clone()))?;
         let order = closure(&targets, &selected)?;
-        let plan = make_plan(&order, &selected, &state, &files, remote)?;
-        Ok((targets, plan))
+        let mut plan = make_plan(&order, &selected, &state, &files, remote)?;
+        // Images are what the registry carries from one runner to another.
+        let split = args.shard.map(|shard| xtask_engine::shard::split(&mut plan, shard, &|i| i.kind == "image"));
+        Ok((targets, plan, split))
     };
     // Where the upstream base is missing and the last build here was on the stand-in,
     // plan on the stand-in first: when that is all up to date, the run is a no-op, with
@@ -230,22 +263,22 @@ fn run_with(
         for (role, image) in &absent {
             guess.set(*role, Base::StandIn { reason: format!("{} is not in the local Docker engine", image.exact()) });
         }
-        let (t, p) = plan_with(&guess)?;
+        let (t, p, sp) = plan_with(&guess)?;
         if p.to_build().next().is_none() {
             progress.line(&format!(
                 "up to date on the Debian stand-in base ({} is not in the local engine; `cargo xtask base-images --pull` fetches it)",
                 absent[0].1.exact()
             ));
-            kept = Some((guess, t, p));
+            kept = Some((guess, t, p, sp));
         }
     }
-    let (targets, plan) = match kept {
-        Some((guess, t, p)) => {
+    let (targets, mut plan, split) = match kept {
+        Some((guess, t, p, sp)) => {
             bases = guess;
-            (t, p)
+            (t, p, sp)
         }
         None => {
-            let (mut targets, mut plan) = plan_with(&bases)?;
+            let (mut targets, mut plan, mut split) = plan_with(&bases)?;
             // The pinned upstream bases are pulled only when something will be built on them.
             let roles = base_roles_to_build(project, &plan)?;
             let say = |l: &str| progress.line(l);
@@ -261,12 +294,34 @@ fn run_with(
                 bases.pull_missing(cfg, &engine, &pull, &say) || a
             };
             if fell_back {
-                (targets, plan) = plan_with(&bases)?;
+                (targets, plan, split) = plan_with(&bases)?;
             }
-            (targets, plan)
+            (targets, plan, split)
         }
     };
     files.save()?;
+
+    if let Some(split) = &split {
+        shard_line(split, &progress);
+        if !split.waits_for.is_empty() {
+            // What this shard builds on comes from the shard that builds it, through the
+            // registry; a run that does not publish there cannot receive it.
+            let Some(cache) = cache.as_ref().filter(|_| publishing) else {
+                bail!(
+                    "shard {} builds on {}, which shard 1/{} builds, and only a run that publishes to a registry shares it between shards: use a publishing command (lambda-push-all, lambda-bootstrap or service-push-all with --registry), or run shard 1/{} first on this machine",
+                    split.shard(),
+                    split.waits_for.join(", "),
+                    split.count,
+                    split.count
+                );
+            };
+            if !args.dry_run {
+                let place = format!("registry {}", cache.registry.name());
+                let say = |l: &str| progress.line(l);
+                split.wait_for_dependencies(&mut plan, cache, &place, shard_wait()?, std::time::Duration::from_secs(2), &say)?;
+            }
+        }
+    }
 
     if let Some(reason) = bases.stand_in().filter(|_| plan.items.iter().any(|i| i.id == python_base_id())) {
         if publishing && registry_setting == "ecr" && !args.allow_standin_base {
@@ -303,7 +358,15 @@ fn run_with(
 
     // The whole run, decided before anything runs: builds, skips, pushes and tags.
     let publish_plan = match (&cache, publishing) {
-        (Some(cache), true) => Some(publish::plan_publish(&plan, cache, &state, &version)?),
+        // A shard publishes (pushes and tags) the images it owns, built or not; the
+        // other shards publish theirs.
+        (Some(cache), true) => match &split {
+            Some(split) => {
+                let own = xtask_engine::Plan { items: plan.items.iter().filter(|i| split.owns(&i.id)).cloned().collect() };
+                Some(publish::plan_publish(&own, cache, &state, &version)?)
+            }
+            None => Some(publish::plan_publish(&plan, cache, &state, &version)?),
+        },
         _ => None,
     };
     let mut steps = publish::steps(&plan, publish_plan.as_ref());
@@ -416,9 +479,13 @@ fn run_with(
         }
     }
 
-    write_step_summary(&selection, &reports, &published)?;
+    let title = match &split {
+        Some(split) => format!("{} (shard {})", selection.title(), split.shard()),
+        None => selection.title().to_owned(),
+    };
+    write_step_summary(&title, &reports, &published)?;
     if let Some(path) = &args.timeline {
-        let page = xtask_engine::timeline::html_page(selection.title(), &reports);
+        let page = xtask_engine::timeline::html_page(&title, &reports);
         xtask_engine::atomic::write_atomically(path, page.as_bytes()).with_context(|| format!("failed to write the timeline to {path}"))?;
         progress.line(&format!("timeline written to {path}"));
     }
@@ -431,6 +498,9 @@ fn run_with(
         }
         if update.is_some() {
             out["functions"] = serde_json::to_value(&functions)?;
+        }
+        if let Some(split) = &split {
+            out["shard"] = serde_json::to_value(split)?;
         }
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, &out)?;
@@ -455,6 +525,20 @@ fn run_with(
         eprintln!("error: {} image(s) not published: {}", names.len(), names.join(", "));
     }
     Ok(ExitCode::FAILURE)
+}
+
+/// One line on what this shard builds of the whole, and what it waits for.
+fn shard_line(split: &Split, progress: &Progress) {
+    let mut line = format!(
+        "shard {}: {} of the {} targets to build are this shard's; the other shards build the rest",
+        split.shard(),
+        split.builds.len(),
+        split.to_build_in_all
+    );
+    if !split.waits_for.is_empty() {
+        line.push_str(&format!("; it builds on {} from shard 1/{} (waited for in the registry)", split.waits_for.join(", "), split.count));
+    }
+    progress.line(&line);
 }
 
 /// The valid names for an "unknown name" error, or where they would come from when
@@ -539,8 +623,8 @@ fn update_functions(
 
 /// Under GitHub Actions, appends the table of images built and skipped (and published)
 /// to the job's step summary.
-fn write_step_summary(selection: &Selection, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
-    let mut text = xtask_engine::report::markdown_summary(selection.title(), reports);
+fn write_step_summary(title: &str, reports: &[TargetReport], published: &[publish::Published]) -> Result<()> {
+    let mut text = xtask_engine::report::markdown_summary(title, reports);
     if !published.is_empty() {
         let rows: Vec<Vec<String>> = published
             .iter()

@@ -16,9 +16,7 @@
 //! (`target/xtask/fuzz/corpus/<target>/`, read with the seeds and kept between runs),
 //! crash inputs (`target/xtask/fuzz/artifacts/<target>/`) and each run's full libFuzzer
 //! output (`target/xtask/fuzz/logs/<target>.log`) are not. After a run without a crash
-//! the saved corpus is minimised, so it stays small however often the command runs. Each target builds with only
-//! the crate it fuzzes (a Cargo feature per target), so fuzzing `dotenv` never compiles
-//! the image crate's TLS stack.
+//! the saved corpus is minimised, so it stays small however often the command runs.
 
 use std::fs;
 use std::process::ExitCode;
@@ -109,9 +107,7 @@ impl FuzzArgs {
         }
         let layout = Layout { project: fuzz_project(project)?, work: project.target_dir().join("xtask/fuzz") };
         let cargo_fuzz = project.tools().cargo_fuzz()?;
-        for t in &targets {
-            build(&cargo_fuzz, &layout, *t)?;
-        }
+        build(&cargo_fuzz, &layout)?;
         if let Some(input) = &self.input {
             return reproduce(&cargo_fuzz, &layout, targets[0], input);
         }
@@ -167,8 +163,8 @@ impl FuzzArgs {
             libfuzzer.push(format!("-runs={runs}"));
         }
         // New inputs go to the first folder; the committed seeds are only read.
-        let cmd = cargo_fuzz_cmd(cargo_fuzz, layout, "run", t, format!("fuzz {}", t.name()))
-            .args([corpus.as_str(), seeds.as_str(), "--"])
+        let cmd = cargo_fuzz_cmd(cargo_fuzz, layout, "run", format!("fuzz {}", t.name()))
+            .args([t.name(), corpus.as_str(), seeds.as_str(), "--"])
             .args(libfuzzer);
         let (ok, output) = match cmd.run() {
             Ok(done) => (true, done.stderr),
@@ -232,12 +228,12 @@ fn fuzz_project(project: &Project) -> Result<Utf8PathBuf> {
     })
 }
 
-/// A cargo-fuzz command for one target with the options every step shares.
-fn cargo_fuzz_cmd(cargo_fuzz: &Utf8Path, layout: &Layout, action: &str, t: FuzzTarget, purpose: String) -> Cmd {
+/// A cargo-fuzz command with the options every step shares (the same options each time,
+/// so that `run`'s own build of its target is a no-op after [`build`]).
+fn cargo_fuzz_cmd(cargo_fuzz: &Utf8Path, layout: &Layout, action: &str, purpose: String) -> Cmd {
     let mut cmd = Cmd::new(cargo_fuzz.as_str(), purpose)
         .args([action, "--fuzz-dir", layout.project.as_str(), "--sanitizer", "none"])
-        .args(["--target-dir", layout.work.join("build").as_str()])
-        .args(["--no-default-features", "--features", t.name(), t.name()]);
+        .args(["--target-dir", layout.work.join("build").as_str()]);
     // cargo-fuzz runs `cargo` from PATH: make that the Cargo that runs this tool.
     if let Some(dir) =
         std::env::var_os("CARGO").map(std::path::PathBuf::from).filter(|c| c.is_absolute()).and_then(|c| c.parent().map(|d| d.to_owned()))
@@ -251,11 +247,11 @@ fn cargo_fuzz_cmd(cargo_fuzz: &Utf8Path, layout: &Layout, action: &str, t: FuzzT
     cmd
 }
 
-/// Builds one target with coverage instrumentation, showing Cargo's progress (the first
-/// build compiles the fuzzed crate and its dependencies, a few minutes).
-fn build(cargo_fuzz: &Utf8Path, layout: &Layout, t: FuzzTarget) -> Result<()> {
-    eprintln!("building the {} fuzz target", t.name());
-    cargo_fuzz_cmd(cargo_fuzz, layout, "build", t, format!("build the {} fuzz target", t.name())).inherit_output().run()?;
+/// Builds every target with coverage instrumentation, showing Cargo's progress (the
+/// first build compiles the three crates and their dependencies: minutes, once).
+fn build(cargo_fuzz: &Utf8Path, layout: &Layout) -> Result<()> {
+    eprintln!("building the fuzz targets with coverage instrumentation");
+    cargo_fuzz_cmd(cargo_fuzz, layout, "build", "build the fuzz targets".to_owned()).inherit_output().run()?;
     Ok(())
 }
 
@@ -269,8 +265,8 @@ fn minimise(cargo_fuzz: &Utf8Path, layout: &Layout, t: FuzzTarget) -> Result<()>
     let merged = layout.work.join("corpus").join(format!("{}.merging", t.name()));
     let _ = fs::remove_dir_all(&merged);
     fs::create_dir_all(&merged).with_context(|| format!("failed to create {merged}"))?;
-    let merge = cargo_fuzz_cmd(cargo_fuzz, layout, "run", t, format!("minimise the {} corpus", t.name()))
-        .args([merged.as_str(), corpus.as_str(), "--", "-merge=1", &format!("-artifact_prefix={}/", layout.artifacts(t))])
+    let merge = cargo_fuzz_cmd(cargo_fuzz, layout, "run", format!("minimise the {} corpus", t.name()))
+        .args([t.name(), merged.as_str(), corpus.as_str(), "--", "-merge=1", &format!("-artifact_prefix={}/", layout.artifacts(t))])
         .run();
     if let Err(e) = merge {
         let _ = fs::remove_dir_all(&merged);
@@ -288,8 +284,8 @@ fn reproduce(cargo_fuzz: &Utf8Path, layout: &Layout, t: FuzzTarget, input: &Utf8
     }
     let artifacts = layout.artifacts(t);
     fs::create_dir_all(&artifacts).with_context(|| format!("failed to create {artifacts}"))?;
-    let run = cargo_fuzz_cmd(cargo_fuzz, layout, "run", t, format!("run {input} through the {} fuzz target", t.name()))
-        .args([input.as_str(), "--", &format!("-artifact_prefix={artifacts}/")])
+    let run = cargo_fuzz_cmd(cargo_fuzz, layout, "run", format!("run {input} through the {} fuzz target", t.name()))
+        .args([t.name(), input.as_str(), "--", &format!("-artifact_prefix={artifacts}/")])
         .inherit_output()
         .run();
     match run {
@@ -344,7 +340,7 @@ impl Stats {
     /// One line: runs, speed, corpus (and how many files the runs so far saved where),
     /// coverage.
     fn describe(&self, saved: usize, corpus_dir: &str) -> String {
-        let per_second = if self.seconds == 0 { self.runs } else { self.runs / self.seconds };
+        let per_second = self.runs.checked_div(self.seconds).unwrap_or(self.runs);
         format!(
             "{} runs in {} s ({per_second}/s); corpus {} inputs ({saved} saved in {corpus_dir}); {} edges covered",
             self.runs, self.seconds, self.corpus, self.coverage

@@ -6,8 +6,10 @@ pub mod build;
 pub mod ci;
 pub mod devcontainer;
 pub mod docs;
+pub mod docs_site;
 pub mod doctor;
 pub mod fuzz;
+pub mod graph;
 pub mod infra;
 pub mod ops;
 pub mod test;
@@ -38,6 +40,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::LambdaBuild(args) => build::run(&Project::locate(root)?, build::Selection::Lambdas(args.names.clone()), &args.build),
         Command::LambdaBootstrap(args) => build::bootstrap(&Project::locate(root)?, &args),
         Command::DockerBuild(args) => build::run(&Project::locate(root)?, build::Selection::Services, &args),
+        Command::Graph(args) => args.run(&Project::locate(root)?),
         Command::LambdaPushAll(args) => build::run(&Project::locate(root)?, build::Selection::LambdaPush, &args),
         Command::ServicePush(args) => {
             build::run(&Project::locate(root)?, build::Selection::ServicePush(args.services.clone()), &args.build)
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Ci(args) => args.run(&Project::locate(root)?, crate::cli::Cli::command()),
         Command::DocsFreshness(args) => args.run(&Project::locate(root)?, &crate::cli::Cli::command()),
+        Command::DocsBuild(args) => args.run(&Project::locate(root)?),
         Command::DevcontainerBuild(args) => args.run(&Project::locate(root)?),
         Command::EcsStatus(args) => args.run(&Project::locate(root)?),
         Command::EcsForceDeploy(args) => args.run(&Project::locate(root)?),

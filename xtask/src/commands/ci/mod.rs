@@ -29,7 +29,9 @@ use crate::tools::Group;
 mod changes;
 mod infra;
 mod python;
+mod rust;
 mod security;
+mod shards;
 mod workflows;
 
 use changes::{changes, verdict};
@@ -75,6 +77,10 @@ pub enum CiJob {
     Workflows,
     /// The Pulumi programs: ruff and their unit tests (infra/)
     Infra,
+    /// The tool's own Rust tests (cargo-nextest), for the workspace or the crates `ci changes` named
+    Rust(rust::RustArgs),
+    /// How many shards a build needs, from its dry run: a matrix for `--shard I/N` (`ci shards -- lambda-bootstrap --registry ecr`)
+    Shards(shards::ShardsArgs),
     /// Fails when a job the workflow needed failed or was cancelled (one required check)
     Verdict(VerdictArgs),
 }
@@ -122,6 +128,7 @@ impl CiArgs {
         match self.job {
             Some(CiJob::Changes(args)) => changes(project, &github, &args),
             Some(CiJob::Verdict(args)) => verdict(&github, &args),
+            Some(CiJob::Shards(args)) => shards::shards(project, &github, &args),
             Some(job) => {
                 let mut ci = Gate::new(project, github, cli)?;
                 match job {
@@ -133,8 +140,9 @@ impl CiArgs {
                     CiJob::Contract => ci.suite("contract", CONTRACT_DIR),
                     CiJob::Workflows => ci.workflows(),
                     CiJob::Infra => ci.infra(),
-                    // Neither needs the Python tools; both are dispatched above.
-                    CiJob::Changes(_) | CiJob::Verdict(_) => Ok(()),
+                    CiJob::Rust(args) => ci.rust(&args),
+                    // None of these needs the Python tools; they are dispatched above.
+                    CiJob::Changes(_) | CiJob::Verdict(_) | CiJob::Shards(_) => Ok(()),
                 }?;
                 ci.finish()
             }

@@ -78,7 +78,8 @@ impl Gate<'_> {
 
 /// Every `cargo xtask ...` line of the workflows names a real command and only flags
 /// that command has (seed aliases expanded), so a renamed command or flag fails here
-/// rather than in a deployment.
+/// rather than in a deployment. A command after `--` (`ci shards -- lambda-bootstrap
+/// --registry ecr`) is checked as a command of its own.
 pub(super) fn check_xtask_calls(dir: &Utf8Path, cli: &clap::Command) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for file in xtask_ci::workflows::workflow_files(dir) {
@@ -93,49 +94,60 @@ pub(super) fn check_xtask_calls(dir: &Utf8Path, cli: &clap::Command) -> Vec<Diag
                 continue;
             }
             let rel = format!("{WORKFLOWS_DIR}/{file}");
-            let mut words: Vec<String> = vec!["xtask".into()];
-            words.extend(line[at + "cargo xtask".len()..].split_whitespace().map(|w| w.trim_matches('"').trim_matches('\'').to_owned()));
-            let words = crate::aliases::expand_aliases(words);
-            let mut command = cli;
-            let mut path = Vec::new();
-            for word in words.iter().skip(1).take_while(|w| !w.starts_with('-')) {
-                match command.find_subcommand(word) {
-                    Some(sub) => {
-                        command = sub;
-                        path.push(word.as_str());
-                    }
-                    None if path.is_empty() => {
-                        out.push(
-                            Diagnostic::new("workflow policy", format!("`cargo xtask {word}` is not a command; see `cargo xtask --help`"))
-                                .at(rel.clone(), Some(index as u32 + 1), None),
-                        );
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            if path.is_empty() {
-                continue;
-            }
-            let known: BTreeSet<String> = command
-                .get_arguments()
-                .chain(cli.get_arguments())
-                .filter_map(|a| a.get_long().map(str::to_owned))
-                .chain(["help".to_owned()])
-                .collect();
-            for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
-                let flag = flag.split('=').next().unwrap_or(flag);
-                if !known.contains(flag) {
-                    out.push(
-                        Diagnostic::new(
-                            "workflow policy",
-                            format!("`cargo xtask {}` has no --{flag}; see `cargo xtask {} --help`", path.join(" "), path.join(" ")),
-                        )
-                        .at(rel.clone(), Some(index as u32 + 1), None),
-                    );
-                }
+            let words: Vec<String> =
+                line[at + "cargo xtask".len()..].split_whitespace().map(|w| w.trim_matches('"').trim_matches('\'').to_owned()).collect();
+            for problem in check_call(words, cli) {
+                out.push(Diagnostic::new("workflow policy", problem).at(rel.clone(), Some(index as u32 + 1), None));
             }
         }
+    }
+    out
+}
+
+/// The problems of one `cargo xtask <words>` call: an unknown command, or flags its
+/// command lacks; what follows `--` is checked as a call of its own.
+fn check_call(words: Vec<String>, cli: &clap::Command) -> Vec<String> {
+    let mut out = Vec::new();
+    let split = words.iter().position(|w| w == "--");
+    let (head, nested) = match split {
+        Some(i) => (words[..i].to_vec(), Some(words[i + 1..].to_vec())),
+        None => (words, None),
+    };
+    let mut expanded: Vec<String> = vec!["xtask".into()];
+    expanded.extend(head);
+    let words = crate::aliases::expand_aliases(expanded);
+    let mut command = cli;
+    let mut path = Vec::new();
+    for word in words.iter().skip(1).take_while(|w| !w.starts_with('-')) {
+        match command.find_subcommand(word) {
+            Some(sub) => {
+                command = sub;
+                path.push(word.as_str());
+            }
+            None if path.is_empty() => {
+                out.push(format!("`cargo xtask {word}` is not a command; see `cargo xtask --help`"));
+                break;
+            }
+            None => break,
+        }
+    }
+    if path.is_empty() {
+        return out;
+    }
+    let known: BTreeSet<String> = command
+        .get_arguments()
+        .chain(cli.get_arguments())
+        .filter_map(|a| a.get_long().map(str::to_owned))
+        .chain(["help".to_owned()])
+        .collect();
+    for flag in words.iter().filter_map(|w| w.strip_prefix("--")) {
+        let flag = flag.split('=').next().unwrap_or(flag);
+        if !known.contains(flag) {
+            out.push(format!("`cargo xtask {}` has no --{flag}; see `cargo xtask {} --help`", path.join(" "), path.join(" ")));
+        }
+    }
+    if let Some(nested) = nested.filter(|n| !n.is_empty()) {
+        out.extend(check_call(nested, cli));
     }
     out
 }
