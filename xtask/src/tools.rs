@@ -214,13 +214,19 @@ impl Toolbox {
     /// on first use, by the Cargo that built this tool. Only `cargo xtask fuzz` needs it,
     /// so `tools` and `doctor`, which cover what builds and tests need, do not list it.
     pub fn cargo_fuzz(&self) -> Result<Utf8PathBuf> {
-        let dir = self.dir.join(format!("cargo-fuzz-{CARGO_FUZZ_VERSION}"));
-        let exe = dir.join("bin/cargo-fuzz");
-        let what = format!("cargo-fuzz {CARGO_FUZZ_VERSION}");
-        self.provision(&what, &format!("cargo-fuzz=={CARGO_FUZZ_VERSION}"), &dir, |dir| {
+        self.cargo_install("cargo-fuzz", CARGO_FUZZ_VERSION, "about a minute of compiling")
+    }
+
+    /// A Cargo subcommand installed from crates.io into its own folder of the toolbox
+    /// (`cargo install --locked --root`), once; returns its executable.
+    fn cargo_install(&self, krate: &str, version: &str, cost: &str) -> Result<Utf8PathBuf> {
+        let dir = self.dir.join(format!("{krate}-{version}"));
+        let exe = dir.join("bin").join(krate);
+        let what = format!("{krate} {version}");
+        self.provision(&what, &format!("{krate}=={version}"), &dir, |dir| {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            Cmd::new(cargo, format!("install {what} from crates.io (about a minute of compiling)"))
-                .args(["install", "--locked", "--quiet", "--root", dir.as_str(), "--version", CARGO_FUZZ_VERSION, "cargo-fuzz"])
+            Cmd::new(cargo, format!("install {what} from crates.io ({cost})"))
+                .args(["install", "--locked", "--quiet", "--root", dir.as_str(), "--version", version, krate])
                 .run()?;
             if !exe.is_file() {
                 bail!("cargo installed {what} but {exe} is missing");
@@ -257,20 +263,7 @@ impl Toolbox {
     /// cargo-fuzz is; only `cargo xtask ci rust` needs it, and only where `cargo nextest`
     /// is not installed already (a fresh CI runner: its folder is cached between runs).
     pub fn cargo_nextest(&self) -> Result<Utf8PathBuf> {
-        let dir = self.dir.join(format!("cargo-nextest-{CARGO_NEXTEST_VERSION}"));
-        let exe = dir.join("bin/cargo-nextest");
-        let what = format!("cargo-nextest {CARGO_NEXTEST_VERSION}");
-        self.provision(&what, &format!("cargo-nextest=={CARGO_NEXTEST_VERSION}"), &dir, |dir| {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            Cmd::new(cargo, format!("install {what} from crates.io (a few minutes of compiling, once)"))
-                .args(["install", "--locked", "--quiet", "--root", dir.as_str(), "--version", CARGO_NEXTEST_VERSION, "cargo-nextest"])
-                .run()?;
-            if !exe.is_file() {
-                bail!("cargo installed {what} but {exe} is missing");
-            }
-            Ok(())
-        })?;
-        Ok(exe)
+        self.cargo_install("cargo-nextest", CARGO_NEXTEST_VERSION, "a few minutes of compiling, once")
     }
 
     /// The environment of a locked dependency group (its `bin/` holds the programs).

@@ -26,6 +26,22 @@ pub struct TestArgs {
     pub python_only: bool,
 }
 
+/// Provisions what the tool's Rust tests use (the test servers, the workflow linters,
+/// docker-registry, and debootstrap where it can run) and returns the environment that
+/// hands them to the tests: `XTASK_TEST_PYTHON` and `XTASK_TEST_REGISTRY`.
+pub fn rust_test_env(project: &Project) -> Result<[(&'static str, String); 2]> {
+    let tools = project.tools();
+    let servers = tools.group(Group::TestServers)?;
+    tools.group(Group::WorkflowLint)?;
+    let registry = tools.system(SystemTool::DockerRegistry)?;
+    // The stand-in base test runs debootstrap, which needs root; without root it checks
+    // the error instead, and nothing needs installing.
+    if is_root() {
+        tools.system(SystemTool::Debootstrap)?;
+    }
+    Ok([("XTASK_TEST_PYTHON", servers.join("bin/python").to_string()), ("XTASK_TEST_REGISTRY", registry.to_string())])
+}
+
 /// The pytest runs, from the repository model CI's test matrix comes from too: every
 /// uv workspace member and the integration tests, then the Lambda handlers, the contract
 /// and perf suites, and the Pulumi programs in their own uv project.
@@ -39,22 +55,17 @@ impl TestArgs {
         let tools = project.tools();
         let uv = tools.uv()?;
         if !self.python_only {
-            let servers = tools.group(Group::TestServers)?;
-            tools.group(Group::WorkflowLint)?;
-            let registry = tools.system(SystemTool::DockerRegistry)?;
-            // The stand-in base test runs debootstrap, which needs root; without root it
-            // checks the error instead, and nothing needs installing.
-            if is_root() {
-                tools.system(SystemTool::Debootstrap)?;
-            }
+            let env = rust_test_env(project)?;
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let nextest = Cmd::new(cargo.clone(), "check for cargo-nextest").args(["nextest", "--version"]).run().is_ok();
-            let cmd = if nextest {
+            let mut cmd = if nextest {
                 Cmd::new(cargo, "run the Rust tests").args(["nextest", "run", "--workspace", "--no-fail-fast"])
             } else {
                 Cmd::new(cargo, "run the Rust tests").args(["test", "--workspace", "--no-fail-fast"])
             };
-            let cmd = cmd.env("XTASK_TEST_PYTHON", servers.join("bin/python").as_str()).env("XTASK_TEST_REGISTRY", registry.as_str());
+            for (k, v) in &env {
+                cmd = cmd.env(*k, v);
+            }
             if let Err(e) = cmd.dir(&project.root).inherit_output().run() {
                 eprintln!("{e}");
                 failed.push("rust".into());

@@ -7,7 +7,6 @@
 //! the tool's own pinned copy ([`crate::tools::CARGO_NEXTEST_VERSION`]) built on first use.
 
 use super::*;
-use crate::tools::{SystemTool, is_root};
 
 #[derive(Debug, Args)]
 pub struct RustArgs {
@@ -54,14 +53,7 @@ impl Gate<'_> {
         };
 
         let tools = self.project.tools();
-        let servers = tools.group(Group::TestServers)?;
-        tools.group(Group::WorkflowLint)?;
-        let registry = tools.system(SystemTool::DockerRegistry)?;
-        // The stand-in base test runs debootstrap, which needs root; without root it
-        // checks the error instead, and nothing needs installing.
-        if is_root() {
-            tools.system(SystemTool::Debootstrap)?;
-        }
+        let env = crate::commands::test::rust_test_env(self.project)?;
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let on_path = Cmd::new(cargo.clone(), "check for cargo-nextest").args(["nextest", "--version"]).run().is_ok();
         // A `cargo-nextest` run directly takes `nextest` as its first argument, as Cargo
@@ -84,11 +76,10 @@ impl Gate<'_> {
                 format!("the workspace ({} crates)", workspace.crates.len())
             }
         };
-        let cmd = cmd
-            .env("XTASK_TEST_PYTHON", servers.join("bin/python").as_str())
-            .env("XTASK_TEST_REGISTRY", registry.as_str())
-            .dir(self.root())
-            .inherit_output();
+        for (k, v) in &env {
+            cmd = cmd.env(*k, v);
+        }
+        let cmd = cmd.dir(self.root()).inherit_output();
 
         let started = Instant::now();
         self.github.group(&format!("ci rust: cargo nextest run, {scope}"));
