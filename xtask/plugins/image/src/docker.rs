@@ -170,6 +170,18 @@ impl DockerEngine {
         Ok(self.list()?.refs.get(&reference).cloned())
     }
 
+    /// The image this engine holds tagged with exactly `hash` (`<repository>:inputs-<hash>`,
+    /// as every build here tags it), as a cache hit: after `cargo clean` or a lost state,
+    /// the engine is a cache like a registry.
+    pub fn hash_tagged(&self, repository: &str, hash: &xtask_engine::InputHash) -> Result<Option<xtask_engine::RemoteHit>> {
+        let reference = format!("{repository}:{}", hash.tag());
+        let Some(image_id) = self.resolve(&reference)? else { return Ok(None) };
+        let mut detail = std::collections::BTreeMap::new();
+        detail.insert("reference".into(), reference.clone());
+        let output = xtask_engine::Output { artifact: image_id, detail, ..xtask_engine::Output::default() };
+        Ok(Some(xtask_engine::RemoteHit { location: format!("the Docker engine as {reference}"), output }))
+    }
+
     /// `docker tag <id> <reference>`: gives an image one more name.
     pub fn tag(&self, id: &str, reference: &str) -> Result<()> {
         Cmd::new("docker", format!("tag {id} as {reference}")).args(["tag", id, reference]).run()?;

@@ -228,15 +228,8 @@ impl Builder for ImageBuilder {
         Ok(())
     }
 
-    /// An image in the engine tagged with exactly this hash (`<repository>:inputs-<hash>`),
-    /// as every build here tags it: after `cargo clean` or a lost state, the engine is a
-    /// cache like a registry.
     fn adopt(&self, _id: &str, hash: &InputHash) -> Result<Option<RemoteHit>> {
-        let reference = format!("{}:{}", self.spec.repository, hash.tag());
-        let Some(image_id) = self.engine.resolve(&reference)? else { return Ok(None) };
-        let mut detail = BTreeMap::new();
-        detail.insert("reference".into(), reference.clone());
-        Ok(Some(RemoteHit { location: format!("the Docker engine as {reference}"), output: Output { artifact: image_id, detail, ..Output::default() } }))
+        self.engine.hash_tagged(&self.spec.repository, hash)
     }
 
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {

@@ -69,12 +69,7 @@ impl Builder for PythonBaseBuilder {
 
     /// The stand-in takes minutes to build: one tagged with this hash in the engine is used.
     fn adopt(&self, _id: &str, hash: &xtask_engine::InputHash) -> Result<Option<xtask_engine::RemoteHit>> {
-        let reference = format!("{}:{}", self.repository, hash.tag());
-        let Some(image_id) = self.engine.resolve(&reference)? else { return Ok(None) };
-        let mut detail = BTreeMap::new();
-        detail.insert("reference".into(), reference.clone());
-        let output = Output { artifact: image_id, detail, ..Output::default() };
-        Ok(Some(xtask_engine::RemoteHit { location: format!("the Docker engine as {reference}"), output }))
+        self.engine.hash_tagged(&self.repository, hash)
     }
 
     fn build(&self, job: &BuildJob<'_>) -> Result<Output> {
